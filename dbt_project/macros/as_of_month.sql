@@ -1,0 +1,45 @@
+{#-
+    The as-of window of a build. `as_of_month` is the first day of a month ('YYYY-MM-DD'); the warehouse
+    is built as of the END of that month. Models read `var('as_of_month')` themselves and pass it in,
+    so that unit tests can override the var.
+-#}
+
+{% macro as_of_month_date(as_of_month) -%}
+    {#- The first day of the as-of month as a SQL date literal; fails the compile on a bad value. -#}
+    {%- set text = as_of_month | string | trim -%}
+    {%- set parsed = none -%}
+    {%- if modules.re.match('^[0-9]{4}-[0-9]{2}-01$', text) -%}
+        {%- set parsed = modules.datetime.datetime.strptime(text, '%Y-%m-%d') -%}
+    {%- endif -%}
+    {%- if parsed is none -%}
+        {{ exceptions.raise_compiler_error(
+            "var as_of_month must be the first day of a month as 'YYYY-MM-DD', got '" ~ text ~ "'"
+        ) }}
+    {%- endif -%}
+    cast('{{ text }}' as date)
+{%- endmacro %}
+
+
+{% macro as_of_month_end(as_of_month) -%}
+    {#- The last day of the as-of month: as_of_month + 1 month - 1 day. -#}
+    cast({{ dbt.last_day(as_of_month_date(as_of_month), 'month') }} as date)
+{%- endmacro %}
+
+
+{% macro trailing_months_start(as_of_month, months) -%}
+    {#- First day of the window of `months` calendar months that ends at the as-of month end. -#}
+    cast({{ dbt.dateadd('month', 1 - months, as_of_month_date(as_of_month)) }} as date)
+{%- endmacro %}
+
+
+{% macro delete_as_of_month_rows(as_of_month) -%}
+    {#-
+        Pre-hook of the monthly snapshot marts (incremental, delete+insert on as_of_month + customer_id):
+        on an incremental run, first remove every row of the month being rebuilt, so that a rebuild
+        replaces the month exactly (a customer who dropped out of the month's population does not
+        linger) and never touches any other month.
+    -#}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where as_of_month = {{ as_of_month_date(as_of_month) }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,95 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['as_of_month', 'customer_id'],
+        on_schema_change='fail',
+        full_refresh=false,
+        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}"
+    )
+}}
+
+-- Monthly RFM snapshot: recency, frequency and monetary value of every customer with at least one
+-- order by the end of the as-of month, scored 1..5 by rank among those customers (ties share a score)
+-- and mapped to a named segment on (R, F).
+{%- set as_of_month = var('as_of_month') %}
+
+with
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+rfm_segments as (
+
+    select * from {{ ref('rfm_segments') }}
+
+),
+
+customer_orders as (
+
+    select
+        customer_id,
+        max(order_date) as last_order_date,
+        count(distinct order_id) as frequency,
+        sum(revenue) as total_revenue
+
+    from orders
+
+    where order_date <= {{ as_of_month_end(as_of_month) }}
+
+    group by customer_id
+
+),
+
+rfm_values as (
+
+    select
+        customer_id,
+        {{ dbt.datediff('last_order_date', as_of_month_end(as_of_month), 'day') }} as recency_days,
+        frequency,
+        total_revenue / frequency as monetary
+
+    from customer_orders
+
+),
+
+rfm_scores as (
+
+    select
+        customer_id,
+        recency_days,
+        frequency,
+        monetary,
+        -- the most recent buyers (fewest days) get 5
+        {{ rank_score('recency_days', direction='desc') }} as r_score,
+        {{ rank_score('frequency') }} as f_score,
+        {{ rank_score('monetary') }} as m_score
+
+    from rfm_values
+
+),
+
+final as (
+
+    select
+        {{ as_of_month_date(as_of_month) }} as as_of_month,
+        rfm_scores.customer_id,
+        rfm_scores.recency_days,
+        rfm_scores.frequency,
+        rfm_scores.monetary,
+        rfm_scores.r_score,
+        rfm_scores.f_score,
+        rfm_scores.m_score,
+        rfm_segments.rfm_segment
+
+    from rfm_scores
+    left join rfm_segments
+        on rfm_scores.r_score between rfm_segments.r_min and rfm_segments.r_max
+        and rfm_scores.f_score between rfm_segments.f_min and rfm_segments.f_max
+
+)
+
+select * from final

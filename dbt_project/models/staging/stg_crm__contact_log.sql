@@ -1,0 +1,32 @@
+-- Delivered campaign contacts up to the end of the as-of month.
+{%- set as_of_month = var('as_of_month') %}
+
+with
+
+source as (
+
+    select * from {{ source('crm', 'contact_log') }}
+
+),
+
+renamed as (
+
+    select
+        cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        cast(offer_id as {{ dbt.type_string() }}) as offer_id,
+        cast(channel as {{ dbt.type_string() }}) as channel,
+        cast(contacted_at as date) as contacted_at
+
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+    where contacted_at <= {{ as_of_month_end(as_of_month) }}
+
+)
+
+select * from final

@@ -1,0 +1,108 @@
+"""The warehouse reads the loop's stages share (one place for each query)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from orchestration.partitions import next_month
+from orchestration.resources import WarehouseResource
+
+PLAN_TABLE = "campaigns.campaign_plan"
+DELIVERIES_TABLE = "campaigns.campaign_deliveries"
+OUTCOMES_TABLE = "campaigns.campaign_outcomes"
+RESULTS_TABLE = "campaigns.campaign_results"
+POLICY_TABLE = "campaigns.targeting_policy"
+SCORES_TABLE = "analytics.customer_scores"
+
+
+def _month_end(month: date) -> pd.Timestamp:
+    return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
+
+
+def orders_as_of(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+    """Order lines placed by the end of `month` (the models' only view of behaviour)."""
+    return warehouse.query(
+        """
+        select order_id, customer_id, order_date, product_line, revenue, margin
+        from marts.fct_orders
+        where order_date <= ?
+        order by order_date, order_id
+        """,
+        [_month_end(month)],
+    )
+
+
+def contacted_test_customers(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+    """(customer_id, month) of every test-group contact delivered by `month`."""
+    if not warehouse.table_exists(PLAN_TABLE):
+        return pd.DataFrame({"customer_id": pd.Series(dtype="str"), "month": pd.Series(dtype="datetime64[us]")})
+    return warehouse.query(
+        f"""
+        select customer_id, delivery_month as month
+        from {PLAN_TABLE}
+        where "group" = 'test' and delivery_month <= ?
+        """,
+        [pd.Timestamp(month)],
+    )
+
+
+def offers(warehouse: WarehouseResource) -> pd.DataFrame:
+    return warehouse.query("select * from reference.offers order by offer_id")
+
+
+def campaign_objectives(warehouse: WarehouseResource) -> pd.DataFrame:
+    return warehouse.query("select * from reference.campaign_objectives order by priority")
+
+
+def plan_for_delivery(warehouse: WarehouseResource, delivery_month: date) -> pd.DataFrame:
+    """Every assignment (test and control) of the campaigns delivered in `delivery_month`."""
+    if not warehouse.table_exists(PLAN_TABLE):
+        return pd.DataFrame()
+    return warehouse.query(
+        f"select * from {PLAN_TABLE} where delivery_month = ? order by campaign_id, customer_id",
+        [pd.Timestamp(delivery_month)],
+    )
+
+
+def delivered_campaigns(warehouse: WarehouseResource, delivery_month: date) -> list[str]:
+    """Campaigns the execute stage handed to the channel for `delivery_month`."""
+    if not warehouse.table_exists(DELIVERIES_TABLE):
+        return []
+    frame = warehouse.query(
+        f"select distinct campaign_id from {DELIVERIES_TABLE} where delivery_month = ? order by 1",
+        [pd.Timestamp(delivery_month)],
+    )
+    return frame["campaign_id"].tolist()
+
+
+def customer_month_outcomes(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+    """Per customer who ordered in `month`: orders, revenue and margin in that month."""
+    return warehouse.query(
+        """
+        select customer_id, count(*) as orders, sum(revenue) as revenue, sum(margin) as margin
+        from marts.fct_orders
+        where order_date >= ? and order_date <= ?
+        group by customer_id
+        """,
+        [pd.Timestamp(month), _month_end(month)],
+    )
+
+
+def measured_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
+    """Every measured customer (test and control) of campaigns delivered by `up_to_month`, with the
+    features and scores they had when the campaign was designed (the month before delivery)."""
+    if not warehouse.table_exists(OUTCOMES_TABLE):
+        return pd.DataFrame()
+    return warehouse.query(
+        f"""
+        select o.*, s.* exclude (customer_id, as_of_month)
+        from {OUTCOMES_TABLE} as o
+        join {SCORES_TABLE} as s
+          on s.customer_id = o.customer_id and s.as_of_month = o.designed_in_month
+        where o.delivery_month <= ?
+        order by o.delivery_month, o.campaign_id, o.customer_id
+        """,
+        [pd.Timestamp(up_to_month)],
+    )

@@ -1,0 +1,87 @@
+"""The DuckDB warehouse as a Dagster resource: short-lived connections under the warehouse lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from dagster import ConfigurableResource
+
+from orchestration.resources.lock import warehouse_lock
+
+
+class WarehouseResource(ConfigurableResource):
+    """Reads and writes the warehouse file.
+
+    Connections are opened per call and closed at once, so that dbt (a subprocess) can open the same file
+    between Python steps of one run.
+    """
+
+    path: str
+    lock_timeout_seconds: float = 600.0
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        with warehouse_lock(self.file, "warehouse access", self.lock_timeout_seconds):
+            connection = duckdb.connect(str(self.file))
+            try:
+                yield connection
+            finally:
+                connection.close()
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as connection:
+            return connection.execute(sql, parameters or []).df()
+
+    def table_exists(self, table: str) -> bool:
+        schema, name = table.split(".")
+        with self.connect() as connection:
+            found = connection.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, name],
+            ).fetchone()
+        return bool(found and found[0])
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int:
+        """Replace the rows of `table` matching `where` (e.g. one month) with `frame`, atomically.
+
+        Creates the schema and table from the frame's columns on first use. Re-running a month therefore
+        rewrites that month only and never duplicates rows.
+        """
+        schema, _ = table.split(".")
+        for column, value in where.items():
+            if column not in frame.columns:
+                raise ValueError(f"{table}: rows to write have no column {column!r}")
+            if len(frame) and not (frame[column] == value).all():
+                raise ValueError(f"{table}: every row must have {column} = {value!r}")
+        predicate = " and ".join(f'"{column}" = ?' for column in where)
+        with self.connect() as connection:
+            connection.execute("begin transaction")
+            connection.execute(f'create schema if not exists "{schema}"')
+            connection.register("incoming_rows", frame)
+            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
+            connection.execute(f"delete from {table} where {predicate}", list(where.values()))
+            connection.execute(f"insert into {table} by name select * from incoming_rows")
+            connection.unregister("incoming_rows")
+            connection.execute("commit")
+        return len(frame)
+
+    def append_rows(self, table: str, frame: pd.DataFrame) -> int:
+        """Append rows (creating the table on first use)."""
+        schema, _ = table.split(".")
+        with self.connect() as connection:
+            connection.execute(f'create schema if not exists "{schema}"')
+            connection.register("incoming_rows", frame)
+            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
+            connection.execute(f"insert into {table} by name select * from incoming_rows")
+            connection.unregister("incoming_rows")
+        return len(frame)

@@ -1,0 +1,57 @@
+"""The Dagster definitions load and read as the loop."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, Definitions
+
+STAGES = {"collect", "warehouse", "analyse", "measure", "improve", "design", "execute"}
+
+
+def test_definitions_load(dbt_manifest):
+    from orchestration import definitions
+
+    Definitions.validate_loadable(definitions.defs)
+
+
+def test_asset_groups_are_the_loop_stages(dbt_manifest):
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.materializable_asset_keys}
+    assert groups == STAGES
+    expected = {
+        AssetKey(["raw", "orders"]): "collect",
+        AssetKey(["marts", "fct_orders"]): "warehouse",
+        AssetKey(["marts", "customer_rfm"]): "warehouse",
+        AssetKey(["marts", "customer_value"]): "warehouse",
+        AssetKey(["marts", "dim_customers"]): "warehouse",
+        AssetKey("customer_scores"): "analyse",
+        AssetKey("campaign_results"): "measure",
+        AssetKey("targeting_policy"): "improve",
+        AssetKey("campaign_plan"): "design",
+        AssetKey("campaign_delivery"): "execute",
+    }
+    for key, stage in expected.items():
+        assert graph.get(key).group_name == stage, key
+
+
+def test_dbt_tests_and_plan_checks_are_blocking(dbt_manifest):
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks = {key: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    dbt_checks = [spec for key, spec in checks.items() if key.asset_key == AssetKey(["marts", "fct_orders"])]
+    assert dbt_checks, "dbt tests on fct_orders appear as asset checks"
+    assert all(spec.blocking for spec in dbt_checks)
+    for asset in ("customer_scores", "campaign_plan", "campaign_delivery"):
+        specs = [spec for key, spec in checks.items() if key.asset_key == AssetKey(asset)]
+        assert specs and all(spec.blocking for spec in specs), asset
+
+
+def test_loop_job_is_monthly_and_in_process(dbt_manifest):
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("crm_loop")
+    assert job.partitions_def is not None
+    assert job.partitions_def.get_first_partition_key() == "2025-01-01"
+    assert job.executor_def.name == "in_process"

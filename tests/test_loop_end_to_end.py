@@ -1,0 +1,132 @@
+"""The whole loop through Dagster on small simulated worlds: it closes, measures honestly and never
+contacts anyone it must not."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+from orchestration.cli import LoopOrderError, months_to_run, run_cycles
+from orchestration.settings import load_settings
+
+SEEDS = (11, 22, 33)
+CYCLES = 4
+CUSTOMERS = 3000
+
+pytestmark = pytest.mark.slow
+
+
+def _read(warehouse, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        return connection.execute(sql).df()
+
+
+@pytest.fixture(scope="module")
+def loops(tmp_path_factory, dbt_manifest):
+    """Run CYCLES months of the loop for each seed; keep each world's settings and summary."""
+    worlds = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for seed in SEEDS:
+            home = tmp_path_factory.mktemp(f"seed{seed}") / "crm"
+            patch.setenv("CRM_HOME", str(home))
+            patch.setenv("CRM_SIM_SEED", str(seed))
+            patch.setenv("CRM_SIM_CUSTOMERS", str(CUSTOMERS))
+            patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+            patch.setenv("CRM_WAREHOUSE", str(home / "warehouse.duckdb"))
+            settings = load_settings()
+            rows = run_cycles(settings, CYCLES, quiet=True)
+            summary = pd.read_csv(settings.reports_dir / "loop_summary.csv")
+            worlds[seed] = {"settings": settings, "cycles": rows, "summary": summary}
+    return worlds
+
+
+def test_every_cycle_ran_and_campaigns_were_measured(loops):
+    for seed, world in loops.items():
+        assert [row["month"] for row in world["cycles"]] == ["2025-01", "2025-02", "2025-03", "2025-04"]
+        summary = world["summary"]
+        # campaigns delivered in months 2..4 are measured in their delivery month
+        assert sorted(summary["month"].unique()) == ["2025-02", "2025-03", "2025-04"], seed
+        assert (summary["n_control"] > 0).all() and (summary["n_test"] > summary["n_control"]).all()
+        assert {"true_uplift", "true_incremental_profit"} <= set(summary.columns)
+
+
+def test_measured_confidence_intervals_cover_the_true_uplift(loops):
+    summary = pd.concat([world["summary"] for world in loops.values()], ignore_index=True)
+    covered = (summary["ci_low"] <= summary["true_uplift"]) & (summary["true_uplift"] <= summary["ci_high"])
+    assert len(summary) >= 12
+    assert covered.mean() >= 0.80, summary[["month", "campaign", "measured_uplift", "ci_low", "ci_high", "true_uplift"]]
+
+
+def test_no_control_or_non_consenting_customer_is_ever_contacted(loops):
+    from simulator import SimulatedWorld
+
+    for seed, world in loops.items():
+        settings = world["settings"]
+        sim = SimulatedWorld(settings.home, seed=seed, n_customers=CUSTOMERS)
+        plan = _read(settings.warehouse_path, "select * from campaigns.campaign_plan")
+        for month in pd.date_range("2025-02-01", periods=CYCLES, freq="MS"):
+            contacted = sim.contact_log(month.date())
+            if contacted.empty:
+                continue
+            assigned = plan[plan["delivery_month"] == month].merge(
+                contacted, on=["campaign_id", "customer_id"], how="right", indicator=True
+            )
+            assert (assigned["_merge"] == "both").all(), "contacted customers come from the plan"
+            assert (assigned["group"] == "test").all(), "a control customer was contacted"
+            consent = sim.customers((month - pd.DateOffset(months=1)).date()).set_index("customer_id")["email_consent"]
+            assert consent.reindex(contacted["customer_id"]).fillna(False).all(), "contacted without consent"
+            assert not contacted.duplicated(["campaign_id", "customer_id"]).any()
+
+
+def test_improve_changes_what_is_designed_next(loops):
+    for seed, world in loops.items():
+        warehouse = world["settings"].warehouse_path
+        plan = _read(
+            warehouse, "select designed_in_month, policy, count(*) as n from campaigns.campaign_plan group by all"
+        )
+        first = plan[plan["designed_in_month"] == pd.Timestamp("2025-01-01")]
+        later = plan[plan["designed_in_month"] > pd.Timestamp("2025-02-01")]
+        assert set(first["policy"]) == {"randomised_pilot"}, seed
+        assert "uplift_model" in set(later["policy"]), f"seed {seed}: measured campaigns never reached the design"
+
+
+def test_rerunning_a_month_reproduces_its_tables_and_sends_nothing_again(loops):
+    world = loops[SEEDS[0]]
+    settings = world["settings"]
+    queries = {
+        "scores": "select * from analytics.customer_scores where as_of_month = '2025-04-01' order by customer_id",
+        "plan": "select * from campaigns.campaign_plan where designed_in_month = '2025-04-01' order by all",
+        "results": "select * from campaigns.campaign_results where delivery_month = '2025-04-01' order by all",
+        "deliveries": "select * exclude (sent_at) from campaigns.campaign_deliveries order by all",
+        "rfm": "select * from marts.customer_rfm order by all",
+        "raw_orders": "select * from raw.orders order by all",
+    }
+    before = {name: _read(settings.warehouse_path, sql) for name, sql in queries.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CRM_HOME", str(settings.home))
+        patch.setenv("CRM_SIM_SEED", str(SEEDS[0]))
+        patch.setenv("CRM_SIM_CUSTOMERS", str(CUSTOMERS))
+        patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+        patch.setenv("CRM_WAREHOUSE", str(settings.warehouse_path))
+        run_cycles(settings, 1, month=date(2025, 4, 1), quiet=True)
+    after = {name: _read(settings.warehouse_path, sql) for name, sql in queries.items()}
+    for name in queries:
+        pd.testing.assert_frame_equal(before[name], after[name], obj=name)
+    deliveries = after["deliveries"]
+    assert not deliveries.duplicated(["campaign_id", "customer_id"]).any()
+
+
+def test_the_world_refuses_to_advance_past_an_unexecuted_campaign(loops):
+    from simulator import SimulatedWorld, WorldNotReady
+
+    seed, world = SEEDS[1], loops[SEEDS[1]]
+    settings = world["settings"]
+    sim = SimulatedWorld(settings.home, seed=seed, n_customers=CUSTOMERS)
+    # cycles ran 2025-01..2025-04, so 2025-05's campaigns are executed; 2025-06's are not
+    with pytest.raises(WorldNotReady, match="2025-05"):
+        sim.orders(date(2025, 6, 1))
+    with pytest.raises(LoopOrderError, match="Run 2025-05 first"):
+        months_to_run(settings, [date(2025, m, 1) for m in range(1, 5)], 1, date(2025, 7, 1))
