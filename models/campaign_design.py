@@ -129,7 +129,7 @@ def design_campaign(
     explore_test = math.floor(max_test * exploration_share + 1e-9)
     exploit_test = max_test - explore_test
 
-    profitable = pool[pool["expected_incremental_profit"] > -1].sort_values(
+    profitable = pool[pool["expected_incremental_profit"] > 0].sort_values(
         ["expected_incremental_profit", "customer_id"], ascending=[False, True], kind="stable"
     )
     exploited = profitable.head(selection_size(exploit_test, control_share, len(profitable)))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
 from orchestration.settings import ConfigurationError, Settings, load_settings
 
 INSTANCE_CONFIG = """\
@@ -51,10 +52,16 @@ def prepare_instance(settings: Settings) -> Path:
 
 def prepare_dbt() -> None:
     """`dbt parse`: writes the manifest that the Dagster definitions load."""
-    from orchestration.assets.warehouse import DBT_PROJECT_DIR
-
     subprocess.run(
-        ["dbt", "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
         check=True,
         env={**os.environ, "DO_NOT_TRACK": "1"},
     )

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
-
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 from dagster_dbt import DbtCliResource
 
 from orchestration import checks
 from orchestration.assets import analyse, collect, design, execute, improve, measure, warehouse
 from orchestration.assets.warehouse import dbt_project
+from orchestration.dbt_cli import dbt_executable
 from orchestration.jobs import crm_loop_job
 from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
 from orchestration.settings import Settings, load_settings
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this Python (the venv's), so runs work without an activated environment."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 
 
 def build_resources(settings: Settings) -> dict:
