@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 CRM_HOME ?= $(CURDIR)/data
 CYCLES ?= 6
+BENCH_SIZES ?= 100000,1000000
 export CRM_HOME
 # No usage tracking from dbt, Dagster or anything else that honours DO_NOT_TRACK.
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test ui lint docs clean
+.PHONY: install run test ui lint lint-sql docs clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +34,25 @@ ui: install  ## Dagster UI and daemon, instance under $(CRM_HOME)/dagster
 	test -f $(CRM_HOME)/dagster/dagster.yaml || $(BIN)/crm-loop status >/dev/null
 	DAGSTER_HOME=$(CRM_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
 
-lint: install
+bench: install  ## one monthly cycle at BENCH_SIZES customers: time and memory per stage, vs lifetimes and raw SQL
+	$(BIN)/python -m orchestration.benchmark --sizes $(BENCH_SIZES)
+
+lint: install lint-sql
 	$(BIN)/ruff check .
+
+lint-sql: install  ## sqlfluff with the dbt templater (.sqlfluff) on the dbt models and tests
+	tmp=$$(mktemp -d) && CRM_WAREHOUSE=$$tmp/lint.duckdb DBT_TARGET_PATH=$$tmp/target \
+		$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
+
+docs: install  ## warehouse docs (dbt docs generate) as one page: dbt_project/target/docs/static_index.html
+	@warehouse=$(CRM_HOME)/warehouse.duckdb; \
+	if [ ! -f "$$warehouse" ]; then \
+		echo "no warehouse at $$warehouse yet: documenting the models without a catalogue (run the loop first)"; \
+		warehouse=$$(mktemp -d)/empty.duckdb; \
+	fi; \
+	CRM_WAREHOUSE=$$warehouse $(BIN)/dbt docs generate --static --project-dir dbt_project \
+		--profiles-dir dbt_project --target-path target/docs
+	@echo "open dbt_project/target/docs/static_index.html"
 
 clean:  ## forget the simulated world, warehouse and run history under CRM_HOME
 	rm -rf $(CRM_HOME)

@@ -162,6 +162,68 @@ def _month_argument(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
 
 
+def _add_import_parser(commands) -> None:
+    command = commands.add_parser(
+        "import-orders",
+        aliases=["import"],
+        help="turn a transaction log (CSV or whitespace-separated) into monthly order files for CRM_SOURCE=files",
+        description=(
+            "Import a transaction log (one line per purchase: customer, date, amount, optionally quantity, "
+            "order_id, product_id, order_type) into DIR/orders/<YYYY-MM>.csv, the layout the files source reads. "
+            "Deterministic: importing the same log again writes nothing; a file with different content is "
+            "never overwritten without --overwrite."
+        ),
+    )
+    command.add_argument("log", type=Path, help="the transaction log (e.g. CDNOW_master.txt)")
+    command.add_argument(
+        "--to", type=Path, metavar="DIR", help="the files folder to write to (default: $CRM_FILES_DIR)"
+    )
+    command.add_argument(
+        "--columns",
+        help="the log's fields in order, e.g. customer_id,order_date,quantity,amount (- leaves a field out); "
+        "default: the header line's names",
+    )
+    command.add_argument(
+        "--date-format", help="strftime format of the dates, e.g. %%Y%%m%%d or %%d/%%m/%%Y (default: YYYYMMDD or ISO)"
+    )
+    command.add_argument(
+        "--delimiter", help="comma, semicolon, tab, pipe, whitespace or one character (default: from the first line)"
+    )
+    command.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the first line is (not) a header (default: a first line without any number is a header)",
+    )
+    command.add_argument("--encoding", default="utf-8", help="text encoding of the log (default utf-8)")
+    command.add_argument("--overwrite", action="store_true", help="replace monthly files whose content differs")
+
+
+def import_orders(args: argparse.Namespace, settings: Settings) -> int:
+    """`crm-loop import-orders`: write the monthly order files and print what was written and how to run on it."""
+    from orchestration.importer import TransactionLogError, describe, import_transaction_log
+
+    if not args.log.is_file():
+        print(f"crm-loop: {args.log}: no such file", file=sys.stderr)
+        return 2
+    try:
+        summary = import_transaction_log(
+            args.log,
+            args.to or settings.files_dir,
+            columns=args.columns.split(",") if args.columns else None,
+            date_format=args.date_format,
+            delimiter=args.delimiter,
+            header=args.header,
+            encoding=args.encoding,
+            overwrite=args.overwrite,
+        )
+    except TransactionLogError as error:
+        print(f"crm-loop: {error}", file=sys.stderr)
+        return 2
+    print(describe(summary))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crm-loop", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="months completed and the next month to run")
     commands.add_parser("report", help="print the measured campaigns")
     commands.add_parser("prepare", help="parse the dbt project (writes the manifest)")
+    _add_import_parser(commands)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -189,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CRM_HOME: {settings.home}")
             print(f"months completed: {', '.join(f'{m:%Y-%m}' for m in done) or 'none'}")
             print(f"next month: {months_to_run(settings, done, 1, None)[0]:%Y-%m}")
+        elif args.command in ("import-orders", "import"):
+            return import_orders(args, settings)
         elif args.command == "report":
             summary_file = settings.reports_dir / "loop_summary.csv"
             if not summary_file.exists():

@@ -16,6 +16,25 @@ RESULTS_TABLE = "campaigns.campaign_results"
 POLICY_TABLE = "campaigns.targeting_policy"
 SCORES_TABLE = "analytics.customer_scores"
 
+# campaigns.campaign_plan, the decision log (column -> SQL type). The collect stage creates it empty, so
+# that it exists (with these columns) before any campaign is designed, also when the plan stays empty.
+PLAN_SCHEMA: dict[str, str] = {
+    "campaign_id": "varchar",
+    "customer_id": "varchar",
+    "offer_id": "varchar",
+    "group": "varchar",
+    "selection": "varchar",
+    "selection_probability": "double",
+    "treatment_probability": "double",
+    "expected_incremental_profit": "double",
+    "stratum": "varchar",
+    "rank": "bigint",
+    "objective": "varchar",
+    "policy": "varchar",
+    "delivery_month": "timestamp",
+    "designed_in_month": "timestamp",
+}
+
 
 def _month_end(month: date) -> pd.Timestamp:
     return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
@@ -105,4 +124,68 @@ def measured_outcomes_with_features(warehouse: WarehouseResource, up_to_month: d
         order by o.delivery_month, o.campaign_id, o.customer_id
         """,
         [pd.Timestamp(up_to_month)],
+    )
+
+
+# ---------------------------------------------------------------- design, execute, measure, improve (issue 5)
+DECISIONS_TABLE = "campaigns.decision_log"
+PLAN_CAMPAIGNS_TABLE = "campaigns.campaign_plan_summary"
+SEGMENT_RESULTS_TABLE = "campaigns.campaign_segment_results"
+POLICY_DECISIONS_TABLE = "campaigns.policy_decisions"
+
+# Columns the design stage adds to the plan (PLAN_SCHEMA holds the columns every plan has).
+PLAN_EXTRA_COLUMNS: dict[str, str] = {"policy_version": "varchar"}
+
+
+def customer_value(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+    """Per customer as of `month`: pyramid tier and 12-month profit (empty when the mart is absent)."""
+    if not warehouse.table_exists("marts.customer_value"):
+        return pd.DataFrame({"customer_id": pd.Series(dtype="str")})
+    return warehouse.query(
+        "select customer_id, pyramid_tier, profit_12m from marts.customer_value where as_of_month = ?",
+        [pd.Timestamp(month)],
+    )
+
+
+def recent_contacts(warehouse: WarehouseResource, delivery_month: date, window_months: int) -> pd.DataFrame:
+    """Contacts delivered in the `window_months - 1` months before `delivery_month`, one row per campaign and
+    customer: `customer_id`, `months_ago` (1 = the month before). From the execute stage's delivery log and
+    the channel's contact log as collected (contacts made before the loop existed)."""
+    empty = pd.DataFrame({"customer_id": pd.Series(dtype="str"), "months_ago": pd.Series(dtype="int64")})
+    if window_months <= 1:
+        return empty
+    first = pd.Timestamp(delivery_month) - pd.DateOffset(months=window_months - 1)
+    parts = []
+    if warehouse.table_exists(DELIVERIES_TABLE):
+        parts.append(
+            f"select campaign_id, customer_id, delivery_month as month from {DELIVERIES_TABLE} "
+            "where delivery_month >= ? and delivery_month < ?"
+        )
+    if warehouse.table_exists("raw.contact_log"):
+        parts.append(
+            "select campaign_id, customer_id, date_trunc('month', contacted_at) as month from raw.contact_log "
+            "where contacted_at >= ? and contacted_at < ?"
+        )
+    if not parts:
+        return empty
+    frame = warehouse.query(
+        f"""
+        with contacts as ({" union ".join(parts)})
+        select customer_id, min(month) as month from contacts group by campaign_id, customer_id
+        """,
+        [first, pd.Timestamp(delivery_month)] * len(parts),
+    )
+    months_ago = (pd.Timestamp(delivery_month).year - frame["month"].dt.year) * 12 + (
+        pd.Timestamp(delivery_month).month - frame["month"].dt.month
+    )
+    return pd.DataFrame({"customer_id": frame["customer_id"].astype(str), "months_ago": months_ago.astype("int64")})
+
+
+def plan_designed_in(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+    """The plan the design stage wrote in `month` (delivered at the start of the next month)."""
+    if not warehouse.table_exists(PLAN_TABLE):
+        return pd.DataFrame()
+    return warehouse.query(
+        f"select * from {PLAN_TABLE} where designed_in_month = ? order by campaign_id, customer_id",
+        [pd.Timestamp(month)],
     )

@@ -1,11 +1,15 @@
 """The customer warehouse (dbt_project/) built end to end on a tiny raw dataset.
 
 One module-scoped build: a temp DuckDB file gets raw.customers / raw.orders / raw.products /
-raw.contact_log (with `_loaded_month`) for 2024-01..2025-03, then `dbt build` (seeds included) runs as
-of 2025-01, as of 2025-02, and as of 2025-01 again (a rebuild of a past month after the next one was
-collected). The tests compare the marts with an independent pandas computation of the same
-definitions and check the invariants a user relies on: nothing after month end leaks in, snapshots of
-other months are untouched by a rebuild, no PII in the marts, ids stay text.
+raw.contact_log (with `_loaded_month`) for 2024-01..2025-03 and the design stage's
+campaigns.campaign_plan, then `dbt build` (seeds, unit tests and data tests included) runs as of 2025-01,
+as of 2025-02, and as of 2025-01 again (a rebuild of a past month after the next one was collected). The
+tests compare the marts with an independent pandas computation of the same definitions and check the
+invariants a user relies on: returns net out, nothing after month end leaks in, snapshots of other
+months are untouched by a rebuild, no PII in the marts, ids stay text.
+
+tests/test_dbt_marts.py covers the other inputs and runs: an orders-only transaction log, a 12-month
+replay built twice, sqlfluff and dbt docs. It reuses the world and the helpers defined here.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from orchestration.dbt_cli import dbt_executable
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO_ROOT / "dbt_project"
-DBT_BIN = Path(os.environ.get("DBT_BIN", REPO_ROOT / ".venv" / "bin" / "dbt"))
+DBT_BIN = Path(dbt_executable())
 
 MONTH_1 = date(2025, 1, 1)
 MONTH_2 = date(2025, 2, 1)
 RAW_MONTHS = pd.date_range("2024-01-01", "2025-03-01", freq="MS")
 LAST_RAW_DAY = pd.Timestamp("2025-03-20")
 PII_COLUMNS = {"full_name", "email", "phone"}
-SNAPSHOT_MARTS = ("customer_rfm", "customer_value")
-
-pytestmark = pytest.mark.skipif(not DBT_BIN.exists(), reason=f"dbt CLI not found at {DBT_BIN}")
+SNAPSHOT_MARTS = ("customer_rfm", "customer_value", "customer_portfolio", "customer_features")
+CUSTOMER_MARTS = ("dim_customers", "fct_orders", *SNAPSHOT_MARTS)
+HIGH_VALUE_TIERS = {"platinum", "gold", "silver"}  # dbt_project.yml var portfolio_high_value_tiers
+LOYAL_MIN_R_SCORE = 3  # dbt_project.yml var portfolio_loyal_min_r_score
 
 
 # --------------------------------------------------------------------------------------------------
@@ -43,12 +50,34 @@ pytestmark = pytest.mark.skipif(not DBT_BIN.exists(), reason=f"dbt CLI not found
 
 @dataclass(frozen=True)
 class RawWorld:
-    """Raw tables as the collect stage writes them (contract columns + `_loaded_month`)."""
+    """Raw tables as the collect stage writes them (contract columns + `_loaded_month`), and the plan."""
 
     customers: pd.DataFrame
     orders: pd.DataFrame
     products: pd.DataFrame
     contact_log: pd.DataFrame
+    campaign_plan: pd.DataFrame
+
+
+RAW_TABLES = ("customers", "orders", "products", "contact_log")
+
+# Column types of campaigns.campaign_plan, as the design stage writes it.
+CAMPAIGN_PLAN_COLUMNS = {
+    "campaign_id": "varchar",
+    "customer_id": "varchar",
+    "offer_id": "varchar",
+    "group": "varchar",
+    "selection": "varchar",
+    "selection_probability": "double",
+    "treatment_probability": "double",
+    "expected_incremental_profit": "double",
+    "stratum": "varchar",
+    "rank": "bigint",
+    "objective": "varchar",
+    "policy": "varchar",
+    "delivery_month": "timestamp",
+    "designed_in_month": "timestamp",
+}
 
 
 def month_end(month: date) -> pd.Timestamp:
@@ -57,12 +86,16 @@ def month_end(month: date) -> pd.Timestamp:
 
 
 def make_raw_world(seed: int = 7, n_customers: int = 150) -> RawWorld:
-    """A small, deterministic company: ids with leading zeros, prices in cents, ties on purpose.
+    """A small, deterministic company: ids with leading zeros, prices in cents, ties and returns on purpose.
 
     Customer ids are zero-padded digits ("00000".."00149", so "00042" exists) and product ids too
     ("000".."007"): anything that turns them into numbers loses the zeros. Hand-placed rows:
-    "00042" orders on the last day of month 1 and the first day of month 2; "00149" signs up and
-    first orders in month 2; "00007" has only an order after month 2's end.
+    "00042" orders on the last day of month 1 and the first day of month 2 and returns one unit in
+    month 2; "00149" signs up and first orders in month 2; "00007" has only an order after month 2's
+    end. About one order in twelve is partly returned a few days later (order_type 'return', the refund
+    as a positive amount); sales have order_type 'sale' or NULL (which means sale). Every delivered
+    campaign has a plan designed the month before, with a control group that is never contacted and
+    two test customers the channel did not reach.
     """
     rng = np.random.default_rng(seed)
     customer_ids = np.array([f"{i:05d}" for i in range(n_customers)])
@@ -104,6 +137,7 @@ def make_raw_world(seed: int = 7, n_customers: int = 150) -> RawWorld:
             "_loaded_month": pd.Timestamp("2024-01-01"),
         }
     )
+    unit_price = products.set_index("product_id")["unit_price"]
 
     # Random orders (vectorised): a Poisson count per customer, dates after signup (and after 2024-01-01).
     n_orders = rng.poisson(4.0, n_customers)
@@ -119,22 +153,32 @@ def make_raw_world(seed: int = 7, n_customers: int = 150) -> RawWorld:
             "order_date": pd.to_datetime(order_dates),
             "product_id": products["product_id"].to_numpy()[product_index],
             "quantity": rng.integers(1, 4, buyer.size),
+            "order_type": np.where(rng.random(buyer.size) < 0.5, "sale", None),
         }
     )
+    # One unit of about one order in twelve comes back 1..20 days later (if that is within the raw data).
+    returned = random_orders[rng.random(len(random_orders)) < 1 / 12].copy()
+    returned["order_date"] += pd.to_timedelta(rng.integers(1, 21, len(returned)), unit="D")
+    returned = returned[returned["order_date"] <= LAST_RAW_DAY].assign(quantity=1, order_type="return")
     placed_orders = pd.DataFrame(
         {
-            "customer_id": ["00042", "00042", "00042", "00149", "00007"],
-            "order_date": pd.to_datetime(["2024-05-05", "2025-01-31", "2025-02-01", "2025-02-10", "2025-03-02"]),
-            "product_id": ["007", "003", "003", "001", "002"],
-            "quantity": [1, 2, 1, 1, 1],
+            "customer_id": ["00042", "00042", "00042", "00042", "00149", "00007"],
+            "order_date": pd.to_datetime(
+                ["2024-05-05", "2025-01-31", "2025-02-01", "2025-02-05", "2025-02-10", "2025-03-02"]
+            ),
+            "product_id": ["007", "003", "003", "003", "001", "002"],
+            "quantity": [1, 2, 1, 1, 1, 1],
+            "order_type": ["sale", "sale", None, "return", "sale", None],
         }
     )
-    orders = pd.concat([random_orders, placed_orders], ignore_index=True)
-    orders = orders.sort_values(["order_date", "customer_id"], kind="stable", ignore_index=True)
+    orders = pd.concat([random_orders, returned, placed_orders], ignore_index=True)
+    orders = orders.sort_values(["order_date", "customer_id", "order_type"], kind="stable", ignore_index=True)
     orders.insert(0, "order_id", [f"{k:06d}" for k in range(len(orders))])
-    unit_price = orders["product_id"].map(products.set_index("product_id")["unit_price"])
-    orders["amount"] = (orders["quantity"] * unit_price).round(2)
+    orders["amount"] = (orders["quantity"] * orders["product_id"].map(unit_price)).round(2)
     orders["_loaded_month"] = orders["order_date"].dt.to_period("M").dt.to_timestamp()
+    orders = orders[
+        ["order_id", "customer_id", "order_date", "product_id", "quantity", "amount", "order_type", "_loaded_month"]
+    ]
 
     # Delivered campaign contacts: one campaign per month, each reaching a random third of the base.
     campaigns = [
@@ -144,21 +188,44 @@ def make_raw_world(seed: int = 7, n_customers: int = 150) -> RawWorld:
         ("2025-02-retention", "retain_voucher"),
         ("2025-03-winback", "winback_voucher"),
     ]
-    contact_log = pd.concat(
-        [
+    plans, contacts = [], []
+    for campaign_id, offer_id in campaigns:
+        delivery_month = pd.Timestamp(campaign_id[:7] + "-01")
+        chosen = rng.choice(customer_ids, n_customers // 3 + 12, replace=False)
+        test, control = chosen[: n_customers // 3 + 2], chosen[n_customers // 3 + 2 :]
+        plans.append(
             pd.DataFrame(
                 {
                     "campaign_id": campaign_id,
-                    "customer_id": rng.choice(customer_ids, n_customers // 3, replace=False),
+                    "customer_id": np.concatenate([test, control]),
                     "offer_id": offer_id,
-                    "channel": "email",
-                    "contacted_at": pd.Timestamp(campaign_id[:7] + "-01"),
+                    "group": ["test"] * len(test) + ["control"] * len(control),
+                    "selection": np.where(rng.random(len(chosen)) < 0.2, "explore", "exploit"),
+                    "selection_probability": 0.5,
+                    "treatment_probability": len(test) / len(chosen),
+                    "expected_incremental_profit": rng.normal(1.0, 2.0, len(chosen)).round(2),
+                    "stratum": "False",
+                    "rank": np.arange(1, len(chosen) + 1),
+                    "objective": campaign_id[8:],
+                    "policy": "randomised_pilot",
+                    "delivery_month": delivery_month,
+                    "designed_in_month": delivery_month - pd.DateOffset(months=1),
                 }
             )
-            for campaign_id, offer_id in campaigns
-        ],
-        ignore_index=True,
-    )
+        )
+        contacts.append(  # the channel reaches all but the last two of the test group
+            pd.DataFrame(
+                {
+                    "campaign_id": campaign_id,
+                    "customer_id": test[:-2],
+                    "offer_id": offer_id,
+                    "channel": "email",
+                    "contacted_at": delivery_month,
+                }
+            )
+        )
+    campaign_plan = pd.concat(plans, ignore_index=True)
+    contact_log = pd.concat(contacts, ignore_index=True)
     contact_log["_loaded_month"] = contact_log["contacted_at"]
 
     for frame, columns in (
@@ -169,17 +236,43 @@ def make_raw_world(seed: int = 7, n_customers: int = 150) -> RawWorld:
     ):
         for column in columns:
             frame[column] = pd.to_datetime(frame[column]).dt.date
-    return RawWorld(customers=snapshots, orders=orders, products=products, contact_log=contact_log)
+    return RawWorld(
+        customers=snapshots, orders=orders, products=products, contact_log=contact_log, campaign_plan=campaign_plan
+    )
 
 
 def write_raw(database: Path, world: RawWorld) -> None:
-    """Write the raw schema the way the collect stage does: typed DuckDB tables, ids as VARCHAR."""
+    """Write the raw schema the way the collect stage does (typed DuckDB tables, ids as VARCHAR), and
+    campaigns.campaign_plan the way the design stage does."""
     with duckdb.connect(str(database)) as con:
-        con.execute("create schema raw")
-        for name in ("customers", "orders", "products", "contact_log"):
+        con.execute("create schema if not exists raw")
+        for name in RAW_TABLES:
             con.register("delivered", getattr(world, name))
-            con.execute(f"create table raw.{name} as select * from delivered")
+            con.execute(f"create or replace table raw.{name} as select * from delivered")
             con.unregister("delivered")
+        write_campaign_plan(con, world.campaign_plan)
+
+
+def write_campaign_plan(con: duckdb.DuckDBPyConnection, plan: pd.DataFrame) -> None:
+    """campaigns.campaign_plan with the design stage's column types (it exists even when empty)."""
+    columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in CAMPAIGN_PLAN_COLUMNS.items())
+    con.execute("create schema if not exists campaigns")
+    con.execute(f"create or replace table campaigns.campaign_plan ({columns})")
+    if not plan.empty:
+        con.register("planned", plan[list(CAMPAIGN_PLAN_COLUMNS)])
+        con.execute("insert into campaigns.campaign_plan select * from planned")
+        con.unregister("planned")
+
+
+def world_as_collected(world: RawWorld, month: date) -> RawWorld:
+    """What the loop has collected by the time it builds `month`: raw rows loaded up to `month`, and the
+    plans designed before it (the design stage of a month runs after its warehouse build)."""
+    loaded = {
+        name: getattr(world, name).loc[lambda frame: frame["_loaded_month"] <= month].reset_index(drop=True)
+        for name in RAW_TABLES
+    }
+    plan = world.campaign_plan[world.campaign_plan["designed_in_month"] < pd.Timestamp(month)]
+    return RawWorld(**loaded, campaign_plan=plan.reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,17 +290,33 @@ def rank_score(values: pd.Series, ascending: bool) -> pd.Series:
     return (1 + np.floor(5 * (rank - 1) / len(values))).astype("int64")
 
 
-def expected_rfm(world: RawWorld, as_of_month: date) -> pd.DataFrame:
-    """RFM of every customer with an order by month end, from the raw orders only."""
+def order_lines(world: RawWorld, as_of_month: date) -> pd.DataFrame:
+    """Raw order lines dated up to month end, with money in signed cents (a return's is negative)."""
     end = month_end(as_of_month).date()
-    orders = world.orders[world.orders["order_date"] <= end].assign(amount_cents=lambda o: _cents(o["amount"]))
-    per_customer = orders.groupby("customer_id").agg(
-        last_order_date=("order_date", "max"),
-        frequency=("order_id", "nunique"),
-        revenue_cents=("amount_cents", "sum"),
+    lines = world.orders[world.orders["order_date"] <= end].merge(
+        world.products[["product_id", "unit_cost"]], on="product_id", how="left"
     )
+    lines["is_return"] = lines["order_type"].eq("return")
+    sign = np.where(lines["is_return"], -1, 1)
+    lines["revenue_cents"] = sign * _cents(lines["amount"])
+    lines["margin_cents"] = sign * (_cents(lines["amount"]) - lines["quantity"] * _cents(lines["unit_cost"]))
+    return lines
+
+
+def expected_rfm(world: RawWorld, as_of_month: date) -> pd.DataFrame:
+    """RFM of every customer with an order (sale) by month end, from the raw orders only.
+
+    frequency counts sales; monetary = revenue net of returns / frequency; recency from the last sale.
+    """
+    end = month_end(as_of_month).date()
+    lines = order_lines(world, as_of_month)
+    sales = lines[~lines["is_return"]]
+    per_customer = sales.groupby("customer_id").agg(
+        last_order_date=("order_date", "max"), frequency=("order_id", "nunique")
+    )
+    net_cents = lines.groupby("customer_id")["revenue_cents"].sum().reindex(per_customer.index)
     recency_days = (pd.Timestamp(end) - pd.to_datetime(per_customer["last_order_date"])).dt.days
-    average_cents = per_customer["revenue_cents"] / per_customer["frequency"]
+    average_cents = net_cents / per_customer["frequency"]
     rfm = pd.DataFrame(
         {
             "recency_days": recency_days,
@@ -229,21 +338,20 @@ def expected_rfm(world: RawWorld, as_of_month: date) -> pd.DataFrame:
 
 
 def expected_value(world: RawWorld, as_of_month: date) -> pd.DataFrame:
-    """12-month profit and pyramid tier of every customer with an order by month end.
+    """12-month profit and pyramid tier of every customer with an order (sale) by month end.
 
-    profit = margin - (orders * per_order + contacts * per_contact); profit_rank_share = share of
-    customers whose profit is at least the customer's (cume_dist over profit descending).
+    Money is net of returns; orders_12m counts sales; profit = margin - (orders * per_order +
+    contacts * per_contact); profit_rank_share = share of customers whose profit is at least the
+    customer's (cume_dist over profit descending).
     """
     end = month_end(as_of_month).date()
     start = (pd.Timestamp(as_of_month) - pd.DateOffset(months=11)).date()
     costs = pd.read_csv(DBT_PROJECT / "seeds" / "cost_to_serve.csv").set_index("cost_item")["amount"]
     tiers = pd.read_csv(DBT_PROJECT / "seeds" / "pyramid_tiers.csv")
 
-    orders = world.orders.merge(world.products[["product_id", "unit_cost"]], on="product_id")
-    orders["revenue_cents"] = _cents(orders["amount"])
-    orders["margin_cents"] = orders["revenue_cents"] - orders["quantity"] * _cents(orders["unit_cost"])
-    buyers = pd.Index(orders.loc[orders["order_date"] <= end, "customer_id"].unique(), name="customer_id")
-    in_window = orders[(orders["order_date"] >= start) & (orders["order_date"] <= end)]
+    lines = order_lines(world, as_of_month)
+    buyers = pd.Index(lines.loc[~lines["is_return"], "customer_id"].unique(), name="customer_id")
+    in_window = lines[lines["order_date"] >= start]
     contacts = world.contact_log[
         (world.contact_log["contacted_at"] >= start) & (world.contact_log["contacted_at"] <= end)
     ]
@@ -252,7 +360,7 @@ def expected_value(world: RawWorld, as_of_month: date) -> pd.DataFrame:
     grouped = in_window.groupby("customer_id")
     value["revenue_cents"] = grouped["revenue_cents"].sum()
     value["margin_cents"] = grouped["margin_cents"].sum()
-    value["orders_12m"] = grouped["order_id"].nunique()
+    value["orders_12m"] = in_window[~in_window["is_return"]].groupby("customer_id").size()
     value["contacts_12m"] = contacts.groupby("customer_id").size()
     value = value.fillna(0).astype("int64")
     value["cost_to_serve_cents"] = value["orders_12m"] * round(costs["per_order"] * 100) + value[
@@ -265,9 +373,40 @@ def expected_value(world: RawWorld, as_of_month: date) -> pd.DataFrame:
     return value
 
 
+def months_before(month: date, months: int) -> date:
+    return (pd.Timestamp(month) - pd.DateOffset(months=months)).date()
+
+
+def expected_features(world: RawWorld, as_of_month: date) -> pd.DataFrame:
+    """Point-in-time features from the raw rows dated up to month end (windows: calendar months)."""
+    end = month_end(as_of_month).date()
+    lines = order_lines(world, as_of_month)
+    sales = lines[~lines["is_return"]]
+    grouped = sales.groupby("customer_id")
+    features = pd.DataFrame(
+        {
+            "recency_days": (pd.Timestamp(end) - pd.to_datetime(grouped["order_date"].max())).dt.days,
+            "frequency": grouped.size(),
+            "days_since_first_order": (pd.Timestamp(end) - pd.to_datetime(grouped["order_date"].min())).dt.days,
+        }
+    )
+    for months in (1, 3, 12):
+        recent = sales[sales["order_date"] >= months_before(as_of_month, months - 1)]
+        features[f"orders_{months}m"] = recent.groupby("customer_id").size().reindex(features.index, fill_value=0)
+    returns = lines[lines["is_return"]].groupby("customer_id").size().reindex(features.index, fill_value=0)
+    features["return_rate"] = returns / features["frequency"]
+    net_cents = lines.groupby("customer_id")["revenue_cents"].sum().reindex(features.index)
+    features["monetary"] = net_cents / features["frequency"] / 100
+    return features.sort_index()
+
+
 # --------------------------------------------------------------------------------------------------
 # Running dbt
 # --------------------------------------------------------------------------------------------------
+
+
+def dbt_env(database: Path) -> dict[str, str]:
+    return {**os.environ, "CRM_WAREHOUSE": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
 def run_dbt(args: list[str], database: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -284,14 +423,13 @@ def run_dbt(args: list[str], database: Path, work_dir: Path) -> subprocess.Compl
         "--log-path",
         str(work_dir / "logs"),
     ]
-    env = {**os.environ, "CRM_WAREHOUSE": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=dbt_env(database), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     return result
 
 
-def build_month(month: date, database: Path, work_dir: Path) -> None:
-    run_dbt(["build", "--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"], database, work_dir)
+def build_month(month: date, database: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
+    return run_dbt(["build", "--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"], database, work_dir)
 
 
 def read_snapshot(database: Path, mart: str, month: date) -> pd.DataFrame:
@@ -308,10 +446,11 @@ class Warehouse:
     world: RawWorld
     first_build: dict[tuple[str, date], pd.DataFrame]  # (mart, month) -> rows after builds 1 and 2
     rebuilt: dict[tuple[str, date], pd.DataFrame]  # (mart, month) -> rows after month 1 was rebuilt
+    build_log: str  # dbt's output of the last build
 
-    def query(self, sql: str) -> pd.DataFrame:
+    def query(self, sql: str, parameters: list | None = None) -> pd.DataFrame:
         with duckdb.connect(str(self.database), read_only=True) as con:
-            return con.execute(sql).df()
+            return con.execute(sql, parameters or []).df()
 
 
 @pytest.fixture(scope="module")
@@ -327,16 +466,26 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     first_build = {
         (mart, month): read_snapshot(database, mart, month) for mart in SNAPSHOT_MARTS for month in (MONTH_1, MONTH_2)
     }
-    build_month(MONTH_1, database, work_dir)  # rebuild a past month after the next one was built
+    result = build_month(MONTH_1, database, work_dir)  # rebuild a past month after the next one was built
     rebuilt = {
         (mart, month): read_snapshot(database, mart, month) for mart in SNAPSHOT_MARTS for month in (MONTH_1, MONTH_2)
     }
-    return Warehouse(database=database, world=world, first_build=first_build, rebuilt=rebuilt)
+    return Warehouse(database=database, world=world, first_build=first_build, rebuilt=rebuilt, build_log=result.stdout)
 
 
 # --------------------------------------------------------------------------------------------------
 # Tests
 # --------------------------------------------------------------------------------------------------
+
+
+def test_every_unit_test_and_data_test_ran_and_passed(warehouse: Warehouse) -> None:
+    summary = next(line for line in warehouse.build_log.splitlines() if "Done. PASS=" in line)
+    counts = dict(part.split("=") for part in summary.split("Done.")[1].split())
+    assert int(counts["ERROR"]) == 0 and int(counts["SKIP"]) == 0, summary
+    # the warnings are the designed ones only: none on this complete input
+    assert int(counts["WARN"]) == 0, summary
+    ran = next(line for line in warehouse.build_log.splitlines() if "Finished running" in line)
+    assert int(ran.split(" unit tests")[0].split()[-1]) >= 17, ran
 
 
 @pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)
@@ -357,11 +506,13 @@ def test_rebuilding_a_past_month_rewrites_only_that_month(warehouse: Warehouse) 
         pd.testing.assert_frame_equal(warehouse.rebuilt[(mart, MONTH_2)], warehouse.first_build[(mart, MONTH_2)])
         pd.testing.assert_frame_equal(warehouse.rebuilt[(mart, MONTH_1)], warehouse.first_build[(mart, MONTH_1)])
         counts = warehouse.query(f"select as_of_month, count(*) as n from marts.{mart} group by 1 order by 1")
-        assert counts["as_of_month"].tolist() == [pd.Timestamp(MONTH_1), pd.Timestamp(MONTH_2)]
+        assert counts["as_of_month"].tolist() == [pd.Timestamp(MONTH_1), pd.Timestamp(MONTH_2)], mart
         assert counts["n"].tolist() == [
             len(warehouse.rebuilt[(mart, MONTH_1)]),
             len(warehouse.rebuilt[(mart, MONTH_2)]),
-        ]
+        ], mart
+    # the months differ (so the comparison above can fail): "00149" first ordered in month 2
+    assert "00149" in warehouse.rebuilt[("customer_rfm", MONTH_2)].index
 
 
 def test_orders_after_month_end_do_not_leak_into_the_month(warehouse: Warehouse) -> None:
@@ -375,16 +526,45 @@ def test_orders_after_month_end_do_not_leak_into_the_month(warehouse: Warehouse)
     dim = warehouse.query("select * from marts.dim_customers").set_index("customer_id")
     assert "00149" not in dim.index  # signed up and first ordered in month 2
     assert dim.loc["00042", "last_order_date"] == pd.Timestamp(end)  # its 2025-02-01 order does not count
-    assert (
-        dim.loc["00042", "lifetime_orders"]
-        == ((orders["customer_id"] == "00042") & (orders["order_date"] <= end)).sum()
-    )
+    sales_of_00042 = (orders["customer_id"] == "00042") & (orders["order_type"] != "return")
+    assert dim.loc["00042", "lifetime_orders"] == (sales_of_00042 & (orders["order_date"] <= end)).sum()
+    assert dim.loc["00042", "lifetime_returns"] == 0  # its return is in month 2
     assert dim.loc["00007", "lifetime_orders"] == 0 and pd.isna(dim.loc["00007", "acquisition_cohort"])
     assert (dim["as_of_month"] == pd.Timestamp(MONTH_1)).all()
 
     rfm_month_1 = warehouse.rebuilt[("customer_rfm", MONTH_1)]
     assert "00007" not in rfm_month_1.index and "00149" not in rfm_month_1.index
     assert "00149" in warehouse.rebuilt[("customer_rfm", MONTH_2)].index
+
+
+def test_returns_are_negative_lines_that_net_out_of_revenue(warehouse: Warehouse) -> None:
+    # As of month 1 (the final build). Every raw return is a fct_orders line with negative money.
+    lines = order_lines(warehouse.world, MONTH_1).set_index("order_id")
+    fct = warehouse.query("select * from marts.fct_orders").set_index("order_id").loc[lines.index]
+    assert lines["is_return"].sum() >= 10  # the world has returns to check
+    assert fct["is_return"].tolist() == lines["is_return"].tolist()
+    assert fct["order_type"].tolist() == np.where(lines["is_return"], "return", "sale").tolist()  # NULL = sale
+    assert (fct.loc[fct["is_return"], ["revenue", "cost", "margin"]] < 0).all().all()
+    np.testing.assert_allclose(fct["revenue"], lines["revenue_cents"] / 100, atol=1e-9)
+    np.testing.assert_allclose(fct["margin"], lines["margin_cents"] / 100, atol=1e-9)
+
+    # lifetime revenue is net: sales minus refunds, per customer
+    dim = warehouse.query("select customer_id, lifetime_revenue, lifetime_returns from marts.dim_customers")
+    dim = dim.set_index("customer_id")
+    net = lines.groupby("customer_id")["revenue_cents"].sum() / 100
+    np.testing.assert_allclose(dim.loc[net.index, "lifetime_revenue"], net, atol=1e-9)
+    returns = lines[lines["is_return"]].groupby("customer_id").size()
+    assert dim.loc[returns.index, "lifetime_returns"].tolist() == returns.tolist()
+
+
+def test_a_return_after_month_end_changes_only_the_later_month(warehouse: Warehouse) -> None:
+    # "00042" returned one of its 2025-01-31 units on 2025-02-05: month 2 is net of it, month 1 is not.
+    month_1 = warehouse.first_build[("customer_features", MONTH_1)].loc["00042"]
+    month_2 = warehouse.first_build[("customer_features", MONTH_2)].loc["00042"]
+    assert month_1["return_rate"] == 0
+    assert month_2["return_rate"] > 0
+    assert month_2["frequency"] == month_1["frequency"] + 1  # its 2025-02-01 sale
+    assert month_2["net_revenue_lifetime"] == pytest.approx(month_1["net_revenue_lifetime"] + 49.00 - 49.00)
 
 
 @pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)
@@ -401,14 +581,15 @@ def test_customer_value_matches_definition_and_profit_is_margin_minus_cost_to_se
     assert actual["orders_12m"].tolist() == expected["orders_12m"].tolist()
     assert actual["contacts_12m"].tolist() == expected["contacts_12m"].tolist()
     np.testing.assert_allclose(actual["profit_rank_share"], expected["profit_rank_share"], rtol=0, atol=1e-12)
+    assert (actual["tier_basis"] == "profit").all()  # product costs are known for every order line
+    np.testing.assert_allclose(actual["tier_rank_share"], actual["profit_rank_share"], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)
 def test_every_customer_with_an_order_is_in_exactly_one_tier(warehouse: Warehouse, month: date) -> None:
-    end = month_end(month).date()
-    orders = warehouse.world.orders
-    buyers = set(orders.loc[orders["order_date"] <= end, "customer_id"])
-    value = warehouse.query(f"select customer_id, pyramid_tier from marts.customer_value where as_of_month = '{month}'")
+    lines = order_lines(warehouse.world, month)
+    buyers = set(lines.loc[~lines["is_return"], "customer_id"])
+    value = warehouse.query("select customer_id, pyramid_tier from marts.customer_value where as_of_month = ?", [month])
 
     assert not value["customer_id"].duplicated().any()
     assert set(value["customer_id"]) == buyers
@@ -420,12 +601,114 @@ def test_every_customer_with_an_order_is_in_exactly_one_tier(warehouse: Warehous
     assert tier_counts["platinum"] <= 0.01 * len(value)  # ties never inflate a tier beyond its share
 
 
+@pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)
+def test_customer_features_are_point_in_time(warehouse: Warehouse, month: date) -> None:
+    # Computed from raw rows dated up to month end only; month 1 was built while months 2-3 were in raw.
+    actual = warehouse.rebuilt[("customer_features", month)]
+    expected = expected_features(warehouse.world, month)
+
+    assert actual.index.tolist() == expected.index.tolist()
+    for column in ("recency_days", "frequency", "days_since_first_order", "orders_1m", "orders_3m", "orders_12m"):
+        assert actual[column].tolist() == expected[column].tolist(), column
+    for column in ("return_rate", "monetary"):
+        np.testing.assert_allclose(actual[column], expected[column], rtol=0, atol=1e-9, err_msg=column)
+    assert (actual["recency_days"] >= 0).all()
+    assert (actual["orders_1m"] <= actual["orders_3m"]).all() and (actual["orders_3m"] <= actual["orders_12m"]).all()
+    # the same definitions as the RFM snapshot
+    rfm = warehouse.rebuilt[("customer_rfm", month)]
+    assert actual[["recency_days", "frequency"]].equals(rfm[["recency_days", "frequency"]])
+
+
+@pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)
+def test_portfolio_quadrant_follows_value_tier_and_recency(warehouse: Warehouse, month: date) -> None:
+    portfolio = warehouse.rebuilt[("customer_portfolio", month)]
+    value = warehouse.rebuilt[("customer_value", month)]
+    rfm = warehouse.rebuilt[("customer_rfm", month)]
+    quadrants = pd.read_csv(DBT_PROJECT / "seeds" / "portfolio_quadrants.csv")
+
+    assert portfolio.index.tolist() == value.index.tolist() == rfm.index.tolist()
+    high_value = value["pyramid_tier"].isin(HIGH_VALUE_TIERS)
+    loyal = rfm["r_score"] >= LOYAL_MIN_R_SCORE
+    assert portfolio["is_high_value"].tolist() == high_value.tolist()
+    assert portfolio["is_loyal"].tolist() == loyal.tolist()
+    expected = pd.DataFrame({"is_high_value": high_value, "is_loyal": loyal}).merge(
+        quadrants, on=["is_high_value", "is_loyal"], how="left"
+    )
+    assert portfolio["portfolio_quadrant"].tolist() == expected["portfolio_quadrant"].tolist()
+    assert portfolio["recommended_treatment"].tolist() == expected["recommended_treatment"].tolist()
+    assert set(portfolio["portfolio_quadrant"]) == set(quadrants["portfolio_quadrant"])  # all four occur
+    assert high_value.mean() <= 0.2 + 1e-9  # high value = the top 20% at most (ties share a tier)
+
+
+def test_cohort_retention_matches_orders(warehouse: Warehouse) -> None:
+    # As of month 1 (the final build).
+    lines = order_lines(warehouse.world, MONTH_1)
+    lines["month"] = pd.to_datetime(lines["order_date"]).dt.to_period("M")
+    sales = lines[~lines["is_return"]]
+    cohort_of = sales.groupby("customer_id")["month"].min().rename("cohort")
+    lines = lines.join(cohort_of, on="customer_id", how="inner")
+    lines["k"] = (lines["month"] - lines["cohort"]).apply(lambda offset: offset.n)
+
+    actual = warehouse.query("select * from marts.cohort_retention order by acquisition_cohort, 3")
+    last = pd.Period(MONTH_1, "M")
+    expected_rows = sum((last - cohort).n + 1 for cohort in cohort_of.unique())
+    assert len(actual) == expected_rows  # dense: every cohort has every month up to the as-of month
+    actual["cohort"] = actual["acquisition_cohort"].dt.to_period("M")
+    actual = actual.set_index(["cohort", "months_since_first_order"])
+
+    sizes = cohort_of.value_counts()
+    assert (actual["cohort_size"] == actual.index.get_level_values("cohort").map(sizes)).all()
+    active = lines[~lines["is_return"]].groupby(["cohort", "k"])["customer_id"].nunique()
+    net = lines.groupby(["cohort", "k"])["revenue_cents"].sum() / 100
+    assert (actual["active_customers"] == active.reindex(actual.index, fill_value=0)).all()
+    np.testing.assert_allclose(actual["net_revenue"], net.reindex(actual.index, fill_value=0), atol=1e-9)
+    np.testing.assert_allclose(actual["retention_share"], actual["active_customers"] / actual["cohort_size"])
+    assert (actual.xs(0, level="months_since_first_order")["retention_share"] == 1).all()
+    assert (actual["retention_share"] < 1).any() and (actual["active_customers"] == 0).any()
+
+
+def test_campaign_history_has_every_assignment_with_contact_and_outcome(warehouse: Warehouse) -> None:
+    # As of month 1 (the final build): plans designed before 2025-01, i.e. delivered up to 2025-01.
+    world = warehouse.world
+    plan = world.campaign_plan[world.campaign_plan["designed_in_month"] < pd.Timestamp(MONTH_1)]
+    history = warehouse.query("select * from marts.campaign_history").set_index(["campaign_id", "customer_id"])
+
+    assert sorted(history.index) == sorted(zip(plan["campaign_id"], plan["customer_id"], strict=True))
+    assert set(history.index.get_level_values("campaign_id")) == {
+        "2024-06-retention",
+        "2024-12-retention",
+        "2025-01-winback",
+    }  # 2025-02-retention, designed in 2025-01, joins from the build of 2025-02 on
+    assert history["is_outcome_window_closed"].all()
+
+    contacted = set(zip(world.contact_log["campaign_id"], world.contact_log["customer_id"], strict=True))
+    assert history["was_contacted"].tolist() == [key in contacted for key in history.index]
+    assert not history.loc[history["treatment_group"] == "control", "was_contacted"].any()
+    assert (~history.loc[history["treatment_group"] == "test", "was_contacted"]).sum() == 2 * 3  # not reached
+
+    lines = order_lines(world, MONTH_1)
+    lines["delivery_month"] = pd.to_datetime(lines["order_date"]).dt.to_period("M").dt.to_timestamp()
+    keyed = plan.merge(lines, on=["customer_id", "delivery_month"], how="left")
+    keyed["is_sale"] = keyed["order_id"].notna() & ~keyed["is_return"].fillna(False).astype(bool)
+    outcome = (
+        keyed.groupby(["campaign_id", "customer_id"])
+        .agg(orders=("is_sale", "sum"), revenue_cents=("revenue_cents", "sum"))
+        .loc[history.index]
+    )
+    assert history["orders_in_window"].tolist() == outcome["orders"].tolist()
+    assert history["ordered_in_window"].tolist() == (outcome["orders"] > 0).tolist()
+    np.testing.assert_allclose(history["revenue_in_window"], outcome["revenue_cents"] / 100, atol=1e-9)
+    assert history["ordered_in_window"].any() and not history["ordered_in_window"].all()
+    control = history[history["treatment_group"] == "control"]
+    assert control["ordered_in_window"].notna().all()  # the control group's outcome is measured too
+
+
 def test_no_pii_in_the_warehouse_models(warehouse: Warehouse) -> None:
     columns = warehouse.query(
         "select table_schema, table_name, column_name, data_type from information_schema.columns "
-        "where table_schema in ('staging', 'marts')"
+        "where table_schema in ('staging', 'intermediate', 'marts')"
     )
-    assert set(columns["table_schema"]) == {"staging", "marts"}
+    assert set(columns["table_schema"]) == {"staging", "intermediate", "marts"}
     assert not set(columns["column_name"]) & PII_COLUMNS
 
     customers = warehouse.world.customers
@@ -446,36 +729,53 @@ def test_email_is_hashed_and_presence_flags_are_kept(warehouse: Warehouse) -> No
     assert dim.loc["00042", "email_hash"] == hashlib.sha256(b"person.00042@example.com").hexdigest()
     assert pd.isna(dim.loc["00003", "email_hash"]) and not dim.loc["00003", "has_email"]
     assert not dim.loc["00004", "has_phone"] and dim.loc["00005", "has_phone"]
+    # contactable = consent known and true, and an address
+    expected = dim["email_consent"].fillna(False).astype(bool) & dim["has_email"]
+    assert dim["is_contactable"].tolist() == expected.tolist()
+    assert not dim.loc["00003", "is_contactable"]
 
 
 def test_ids_with_leading_zeros_stay_text(warehouse: Warehouse) -> None:
     id_columns = warehouse.query(
         "select table_schema, table_name, column_name, data_type from information_schema.columns "
-        "where table_schema in ('staging', 'marts', 'reference') and column_name like '%\\_id' escape '\\'"
+        "where table_schema in ('staging', 'intermediate', 'marts', 'reference') "
+        "and column_name like '%\\_id' escape '\\'"
     )
     assert not id_columns.empty
     assert (id_columns["data_type"] == "VARCHAR").all(), id_columns[id_columns["data_type"] != "VARCHAR"]
-    for mart in ("dim_customers", "fct_orders", "customer_rfm", "customer_value"):
+    for mart in CUSTOMER_MARTS:
         ids = warehouse.query(f"select customer_id from marts.{mart}")["customer_id"]
         assert "00042" in set(ids), mart
     products = warehouse.query("select distinct product_id from marts.fct_orders")["product_id"]
     assert "007" in set(products)
+    orders = warehouse.query("select order_id from marts.fct_orders")["order_id"]
+    assert "000000" in set(orders)
 
 
-def test_schemas_are_staging_marts_and_reference(warehouse: Warehouse) -> None:
+def test_schemas_are_staging_intermediate_marts_and_reference(warehouse: Warehouse) -> None:
     tables = warehouse.query(
-        "select table_schema, table_name from information_schema.tables where table_schema <> 'raw'"
+        "select table_schema, table_name from information_schema.tables where table_schema not in ('raw', 'campaigns')"
     )
     by_schema = tables.groupby("table_schema")["table_name"].apply(set).to_dict()
-    assert set(by_schema) == {"staging", "marts", "reference"}  # exact names: no `main_` prefix
+    assert set(by_schema) == {"staging", "intermediate", "marts", "reference"}  # exact names: no `main_` prefix
     assert by_schema["staging"] >= {
         "stg_crm__customers",
         "stg_crm__orders",
         "stg_crm__products",
         "stg_crm__contact_log",
+        "stg_campaigns__campaign_plan",
     }
-    assert by_schema["marts"] >= {"fct_orders", "dim_customers", "customer_rfm", "customer_value"}
-    assert by_schema["reference"] >= {"offers", "rfm_segments", "pyramid_tiers", "cost_to_serve"}
+    assert by_schema["marts"] >= {
+        "fct_orders",
+        "dim_customers",
+        "customer_rfm",
+        "customer_value",
+        "customer_portfolio",
+        "customer_features",
+        "cohort_retention",
+        "campaign_history",
+    }
+    assert by_schema["reference"] >= {"offers", "rfm_segments", "pyramid_tiers", "cost_to_serve", "portfolio_quadrants"}
 
 
 def test_dbt_parse_needs_no_database(tmp_path: Path) -> None:
@@ -487,7 +787,12 @@ def test_dbt_parse_needs_no_database(tmp_path: Path) -> None:
     for node in (
         "model.crm_warehouse.customer_rfm",
         "model.crm_warehouse.customer_value",
+        "model.crm_warehouse.customer_portfolio",
+        "model.crm_warehouse.customer_features",
+        "model.crm_warehouse.cohort_retention",
+        "model.crm_warehouse.campaign_history",
         "unit_test.crm_warehouse.customer_rfm.customer_rfm_ties_share_a_score",
         "seed.crm_warehouse.pyramid_tiers",
+        "source.crm_warehouse.campaigns.campaign_plan",
     ):
         assert f'"{node}"' in manifest, node

@@ -12,10 +12,14 @@ rfm_segments as (
 scores as (
 
     select 1 as score
-    union all select 2
-    union all select 3
-    union all select 4
-    union all select 5
+    union all
+    select 2
+    union all
+    select 3
+    union all
+    select 4
+    union all
+    select 5
 
 ),
 
@@ -39,8 +43,9 @@ matches as (
 
     from score_pairs
     left join rfm_segments
-        on score_pairs.r_score between rfm_segments.r_min and rfm_segments.r_max
-        and score_pairs.f_score between rfm_segments.f_min and rfm_segments.f_max
+        on
+            score_pairs.r_score between rfm_segments.r_min and rfm_segments.r_max
+            and score_pairs.f_score between rfm_segments.f_min and rfm_segments.f_max
 
     group by score_pairs.r_score, score_pairs.f_score
 

@@ -1,11 +1,17 @@
-"""Warehouse: the dbt project builds the customer warehouse as of the partition's month end."""
+"""Warehouse: the dbt project builds the customer warehouse as of the partition's month end.
+
+Every dbt model is an asset of the `warehouse` group (kinds `dbt` and `duckdb`, a `layer` tag: staging,
+intermediate, marts, reference for seeds). After the build each table's materialisation carries its row
+count, its column schema and its column-level lineage (dagster-dbt reads them through the dbt adapter once
+the dbt process has exited, because DuckDB admits one process).
+"""
 
 import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR
@@ -28,6 +34,35 @@ class WarehouseTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "warehouse"
 
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        """dbt tags, plus the layer of the model (staging, intermediate, marts; seeds are `reference`)."""
+        tags = dict(super().get_tags(dbt_resource_props))
+        fqn = dbt_resource_props.get("fqn") or []
+        if dbt_resource_props["resource_type"] == "seed":
+            tags["layer"] = "reference"
+        elif dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
+            tags["layer"] = fqn[1]
+        return tags
+
+
+def release_dbt_adapter() -> None:
+    """Close the dbt adapter's DuckDB connection in this process.
+
+    dagster-dbt reads row counts and column schemas through a read-only adapter connection; while it stays
+    open, the read-write connections of the next steps in this process are refused by DuckDB.
+    """
+    from dbt.adapters.factory import reset_adapters
+
+    reset_adapters()
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another dbt target
+        return
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None and hasattr(environment, "close"):
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
@@ -36,13 +71,22 @@ class WarehouseTranslator(DagsterDbtTranslator):
     dagster_dbt_translator=WarehouseTranslator(),
     pool="duckdb",
     name="customer_warehouse",
+    # One run per month: every month is its own `as_of_month` snapshot (dagster-dbt's default for a
+    # partitioned project is one run over a whole range, which a snapshot per month cannot use).
+    backfill_policy=BackfillPolicy.multi_run(1),
 )
 def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` (seeds, models, tests) with the partition's month as `as_of_month`.
 
-    dbt tests with severity `error` are blocking asset checks: a failure stops everything downstream.
+    dbt data tests with severity `error` are blocking asset checks: a failure stops everything downstream.
+    Tables get their row count, column schema and column-level lineage as metadata.
     """
     os.environ["CRM_WAREHOUSE"] = warehouse.path  # read by dbt_project/profiles.yml in the dbt subprocess
     dbt_vars = {"as_of_month": context.partition_key}
+    # dbt unit tests check the SQL logic, not the month's data: they run in the test suite, not every month.
+    build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
     with warehouse_lock(warehouse.file, f"dbt build {context.partition_key}"):
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+        try:
+            yield from dbt.cli(build, context=context).stream().fetch_row_counts().fetch_column_metadata()
+        finally:
+            release_dbt_adapter()

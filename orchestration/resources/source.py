@@ -2,73 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource
 
+from orchestration.raw_tables import (
+    LOADED_MONTH,
+    RAW_SCHEMAS,
+    RAW_TABLES,
+    REQUIRED_TABLES,
+    SourceError,
+    absent_columns,
+    conform,
+    month_files,
+    read_table_file,
+)
 from orchestration.settings import ConfigurationError
 
-RAW_TABLES = ("customers", "orders", "products", "contact_log")
-REQUIRED_TABLES = ("orders",)
-
-# The columns every source emits for each raw table, in order, with their pandas dtypes.
-RAW_SCHEMAS: dict[str, dict[str, str]] = {
-    "customers": {
-        "customer_id": "str",
-        "full_name": "str",
-        "email": "str",
-        "phone": "str",
-        "signup_date": "datetime64[us]",
-        "email_consent": "boolean",
-    },
-    "orders": {
-        "order_id": "str",
-        "customer_id": "str",
-        "order_date": "datetime64[us]",
-        "product_id": "str",
-        "quantity": "Int64",
-        "amount": "float64",
-    },
-    "products": {
-        "product_id": "str",
-        "product_line": "str",
-        "product_name": "str",
-        "unit_price": "float64",
-        "unit_cost": "float64",
-    },
-    "contact_log": {
-        "campaign_id": "str",
-        "customer_id": "str",
-        "offer_id": "str",
-        "channel": "str",
-        "contacted_at": "datetime64[us]",
-    },
-}
+__all__ = ["RAW_SCHEMAS", "RAW_TABLES", "REQUIRED_TABLES", "Delivery", "SourceError", "SourceResource", "conform"]
 
 
-class SourceError(RuntimeError):
-    """A source cannot deliver a month: the message names the file, the rule and what to do."""
+@dataclass(frozen=True)
+class Delivery:
+    """What a source delivered of one raw table for one partition.
 
+    `rows` has the contract's columns plus `_loaded_month`, the month each row was delivered for (the
+    month of its file; the partition month for the simulator). `origins` names where the rows came from;
+    `absent_columns` are optional columns the source did not have (NULL in the rows that came without them).
+    """
 
-def conform(table: str, frame: pd.DataFrame, origin: str) -> pd.DataFrame:
-    """Cast a raw table to its schema, failing with a message that names the origin, column and rule."""
-    schema = RAW_SCHEMAS[table]
-    missing = [column for column in schema if column not in frame.columns]
-    if missing:
-        raise SourceError(f"{origin}: missing column(s) {', '.join(missing)} required for table {table}")
-    out = pd.DataFrame(index=frame.index)
-    for column, dtype in schema.items():
-        values = frame[column]
-        try:
-            if dtype.startswith("datetime64"):
-                out[column] = pd.to_datetime(values, errors="raise").astype(dtype)
-            else:
-                out[column] = values.astype(dtype)
-        except (ValueError, TypeError) as error:
-            raise SourceError(f"{origin}: column {column} cannot be read as {dtype} ({error})") from None
-    return out.reset_index(drop=True)
+    rows: pd.DataFrame
+    origins: tuple[str, ...]
+    absent_columns: tuple[str, ...]
 
 
 class SourceResource(ConfigurableResource):
@@ -76,7 +44,8 @@ class SourceResource(ConfigurableResource):
 
     kind `simulator`: the embedded simulated company (its first month carries the burn-in history).
     kind `files`: a folder with one sub-folder per table and one file per month,
-    `<files_dir>/<table>/<YYYY-MM>.csv` (or `.parquet`); only `orders` is required.
+    `<files_dir>/<table>/<YYYY-MM>.csv` (or `.parquet`); only `orders` is required. The loop's first
+    month also reads every earlier file, so that a company's history arrives with its first cycle.
     """
 
     kind: str = "simulator"
@@ -93,18 +62,16 @@ class SourceResource(ConfigurableResource):
 
         return SimulatedWorld(Path(self.home), seed=self.sim_seed, n_customers=self.sim_customers)
 
-    def extract(self, month: date) -> dict[str, pd.DataFrame | None]:
-        """All raw tables for `month`; a table the source does not have is None."""
+    def extract(self, month: date, with_history: bool = False) -> dict[str, Delivery | None]:
+        """Every raw table for `month`; a table the source does not have is None.
+
+        `with_history` (the loop's first month): the files source also delivers every file dated before
+        `month`, each row with its file's month as `_loaded_month`. The simulator's first month carries its
+        burn-in history anyway.
+        """
         if self.kind == "simulator":
-            world = self.world()
-            tables = {
-                "products": world.products(),
-                "customers": world.customers(month),
-                "orders": world.orders(month),
-                "contact_log": world.contact_log(month),
-            }
-            return {name: conform(name, frame, f"simulator {name} {month:%Y-%m}") for name, frame in tables.items()}
-        return {name: self._read_file(name, month) for name in RAW_TABLES}
+            return self._extract_simulated(month)
+        return {table: self._extract_files(table, month, with_history) for table in RAW_TABLES}
 
     def consent_at_send_time(self, as_of_month: date) -> pd.DataFrame | None:
         """Customers' current consent and contact details, re-read when a campaign is sent.
@@ -115,44 +82,56 @@ class SourceResource(ConfigurableResource):
         if self.kind == "simulator":
             customers = self.world().customers(as_of_month)
         else:
-            customers = self._latest_customers_file(as_of_month)
-            if customers is None:
+            files = month_files(Path(self.files_dir), "customers")
+            delivered = [month for month in files if month <= as_of_month]
+            if not delivered:
                 return None
+            customers = read_table_file(files[max(delivered)], "customers").rows
         return customers[["customer_id", "email", "phone", "email_consent"]].reset_index(drop=True)
 
-    def _month_file(self, table: str, month: date) -> Path | None:
+    def _extract_simulated(self, month: date) -> dict[str, Delivery | None]:
+        world = self.world()
+        tables = {
+            "customers": world.customers(month),
+            "orders": world.orders(month),
+            "products": world.products(),
+            "contact_log": world.contact_log(month),
+        }
+        deliveries: dict[str, Delivery | None] = {}
+        for table, frame in tables.items():
+            origin = f"simulator {table} {month:%Y-%m}"
+            rows = conform(table, frame, origin).assign(**{LOADED_MONTH: pd.Timestamp(month)})
+            deliveries[table] = Delivery(rows, (origin,), tuple(absent_columns(table, frame.columns)))
+        return deliveries
+
+    def _extract_files(self, table: str, month: date, with_history: bool) -> Delivery | None:
+        files = month_files(Path(self.files_dir), table)
+        if month not in files and table in REQUIRED_TABLES:
+            raise SourceError(self._missing_month_message(table, month, files, with_history))
+        wanted = sorted(m for m in files if (m <= month if with_history else m == month))
+        if not wanted:
+            return None
+        frames, absent = [], set()
+        for file_month in wanted:
+            table_file = read_table_file(files[file_month], table)
+            frames.append(table_file.rows.assign(**{LOADED_MONTH: pd.Timestamp(file_month)}))
+            absent.update(table_file.absent_columns)
+        rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        ordered_absent = tuple(column for column in RAW_SCHEMAS[table] if column in absent)
+        return Delivery(rows, tuple(str(files[m]) for m in wanted), ordered_absent)
+
+    def _missing_month_message(self, table: str, month: date, files: dict[date, Path], with_history: bool) -> str:
         folder = Path(self.files_dir) / table
-        for suffix in (".parquet", ".csv"):
-            candidate = folder / f"{month:%Y-%m}{suffix}"
-            if candidate.exists():
-                return candidate
-        return None
-
-    def _read(self, path: Path, table: str) -> pd.DataFrame:
-        if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        return conform(table, frame, str(path))
-
-    def _read_file(self, table: str, month: date) -> pd.DataFrame | None:
-        path = self._month_file(table, month)
-        if path is None:
-            if table in REQUIRED_TABLES:
-                raise SourceError(
-                    f"{Path(self.files_dir) / table}: no file for {month:%Y-%m} "
-                    f"(expected {month:%Y-%m}.csv or {month:%Y-%m}.parquet); table {table} is required"
-                )
-            return None
-        return self._read(path, table)
-
-    def _latest_customers_file(self, as_of_month: date) -> pd.DataFrame | None:
-        folder = Path(self.files_dir) / "customers"
-        if not folder.exists():
-            return None
-        candidates = sorted(
-            path
-            for path in folder.iterdir()
-            if path.suffix in (".csv", ".parquet") and path.stem <= f"{as_of_month:%Y-%m}"
+        message = (
+            f"{folder}: no file for {month:%Y-%m} (expected {month:%Y-%m}.csv or {month:%Y-%m}.parquet); "
+            f"table {table} is required every month"
         )
-        return self._read(candidates[-1], "customers") if candidates else None
+        if not files:
+            return f"{message}. The folder has no monthly files: import a transaction log with `crm-loop import-orders`"
+        latest = max(files)
+        if with_history and latest < month:
+            return (
+                f"{message}. The latest file is {latest:%Y-%m}: set CRM_START_MONTH={latest:%Y-%m} to start the "
+                "loop there (its first cycle reads every earlier file)"
+            )
+        return f"{message}. Files found: {min(files):%Y-%m} .. {latest:%Y-%m}"

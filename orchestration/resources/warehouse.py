@@ -85,3 +85,45 @@ class WarehouseResource(ConfigurableResource):
             connection.execute(f"insert into {table} by name select * from incoming_rows")
             connection.unregister("incoming_rows")
         return len(frame)
+
+    def ensure_table(self, table: str, columns: Mapping[str, str]) -> None:
+        """Create `table` with `columns` (name -> SQL type) if it does not exist; add any column it lacks.
+
+        Existing rows get NULL in an added column; existing columns and rows are left as they are. This keeps
+        a table's schema fixed whatever the first rows written to it happen to be (or when there are none).
+        """
+        schema, _ = table.split(".")
+        definitions = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns.items())
+        with self.connect() as connection:
+            connection.execute("begin transaction")
+            connection.execute(f'create schema if not exists "{schema}"')
+            connection.execute(f"create table if not exists {table} ({definitions})")
+            for name, sql_type in columns.items():
+                connection.execute(f'alter table {table} add column if not exists "{name}" {sql_type}')
+            connection.execute("commit")
+
+    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int:
+        """Replace the rows of `table` whose `column` lies in [first, last] with `frame`, atomically.
+
+        `first` None means no lower bound. Every row of `frame` must lie in the range. For a run that owns
+        several months (the history a first partition loads); `replace_rows` covers one value.
+        """
+        if column not in frame.columns:
+            raise ValueError(f"{table}: rows to write have no column {column!r}")
+        values = frame[column]
+        inside = values <= last if first is None else values.between(first, last)
+        if len(frame) and not inside.all():
+            raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
+        predicate = f'"{column}" <= ?' if first is None else f'"{column}" between ? and ?'
+        bounds = [last] if first is None else [first, last]
+        schema, _ = table.split(".")
+        with self.connect() as connection:
+            connection.execute("begin transaction")
+            connection.execute(f'create schema if not exists "{schema}"')
+            connection.register("incoming_rows", frame)
+            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
+            connection.execute(f"delete from {table} where {predicate}", bounds)
+            connection.execute(f"insert into {table} by name select * from incoming_rows")
+            connection.unregister("incoming_rows")
+            connection.execute("commit")
+        return len(frame)

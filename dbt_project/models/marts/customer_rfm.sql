@@ -10,15 +10,16 @@
 }}
 
 -- Monthly RFM snapshot: recency, frequency and monetary value of every customer with at least one
--- order by the end of the as-of month, scored 1..5 by rank among those customers (ties share a score)
--- and mapped to a named segment on (R, F).
+-- order (sale) by the end of the as-of month, scored 1..5 by rank among those customers (ties share a
+-- score; higher = better) and mapped to a named segment on (R, F). Monetary is net of returns.
 {%- set as_of_month = var('as_of_month') %}
+{%- set month_end = as_of_month_end(as_of_month) %}
 
 with
 
-orders as (
+activity as (
 
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_customer_activity') }}
 
 ),
 
@@ -28,31 +29,17 @@ rfm_segments as (
 
 ),
 
-customer_orders as (
-
-    select
-        customer_id,
-        max(order_date) as last_order_date,
-        count(distinct order_id) as frequency,
-        sum(revenue) as total_revenue
-
-    from orders
-
-    where order_date <= {{ as_of_month_end(as_of_month) }}
-
-    group by customer_id
-
-),
-
 rfm_values as (
 
     select
         customer_id,
-        {{ dbt.datediff('last_order_date', as_of_month_end(as_of_month), 'day') }} as recency_days,
-        frequency,
-        total_revenue / frequency as monetary
+        {{ dbt.datediff('last_order_date', month_end, 'day') | trim }} as recency_days,
+        lifetime_orders as frequency,
+        lifetime_net_revenue / lifetime_orders as monetary
 
-    from customer_orders
+    from activity
+
+    where lifetime_orders > 0
 
 ),
 
@@ -87,8 +74,9 @@ final as (
 
     from rfm_scores
     left join rfm_segments
-        on rfm_scores.r_score between rfm_segments.r_min and rfm_segments.r_max
-        and rfm_scores.f_score between rfm_segments.f_min and rfm_segments.f_max
+        on
+            rfm_scores.r_score between rfm_segments.r_min and rfm_segments.r_max
+            and rfm_scores.f_score between rfm_segments.f_min and rfm_segments.f_max
 
 )
 

@@ -10,21 +10,17 @@
 }}
 
 -- Monthly customer value snapshot: 12-month revenue, margin, cost to serve and profit of every customer
--- with at least one order by the end of the as-of month, and the customer's tier in the profitability
--- pyramid. The 12 months are the 12 calendar months ending at month_end.
+-- with at least one order (sale) by the end of the as-of month, and the customer's tier in the
+-- customer pyramid. The 12 months are the 12 calendar months ending at month_end; money is net of
+-- returns. The pyramid ranks profit; when profit is not known for every ranked customer (no product
+-- costs, e.g. a plain transaction log) it ranks revenue instead, and tier_basis says which.
 {%- set as_of_month = var('as_of_month') %}
 
 with
 
-orders as (
+activity as (
 
-    select * from {{ ref('fct_orders') }}
-
-),
-
-contacts as (
-
-    select * from {{ ref('stg_crm__contact_log') }}
+    select * from {{ ref('int_customer_activity') }}
 
 ),
 
@@ -40,46 +36,6 @@ pyramid_tiers as (
 
 ),
 
-customers as (
-
-    select distinct customer_id
-    from orders
-    where order_date <= {{ as_of_month_end(as_of_month) }}
-
-),
-
-orders_12m as (
-
-    select
-        customer_id,
-        sum(revenue) as revenue_12m,
-        sum(margin) as margin_12m,
-        count(distinct order_id) as orders_12m
-
-    from orders
-
-    where order_date between {{ trailing_months_start(as_of_month, 12) }}
-        and {{ as_of_month_end(as_of_month) }}
-
-    group by customer_id
-
-),
-
-contacts_12m as (
-
-    select
-        customer_id,
-        count(*) as contacts_12m
-
-    from contacts
-
-    where contacted_at between {{ trailing_months_start(as_of_month, 12) }}
-        and {{ as_of_month_end(as_of_month) }}
-
-    group by customer_id
-
-),
-
 unit_costs as (
 
     select
@@ -90,32 +46,36 @@ unit_costs as (
 
 ),
 
-customer_activity as (
-
-    select
-        customers.customer_id,
-        coalesce(orders_12m.revenue_12m, 0) as revenue_12m,
-        coalesce(orders_12m.margin_12m, 0) as margin_12m,
-        coalesce(orders_12m.orders_12m, 0) as orders_12m,
-        coalesce(contacts_12m.contacts_12m, 0) as contacts_12m
-
-    from customers
-    left join orders_12m
-        on customers.customer_id = orders_12m.customer_id
-    left join contacts_12m
-        on customers.customer_id = contacts_12m.customer_id
-
-),
-
 customer_profit as (
 
     select
-        customer_activity.*,
-        customer_activity.orders_12m * unit_costs.cost_per_order
-            + customer_activity.contacts_12m * unit_costs.cost_per_contact as cost_to_serve_12m
+        activity.customer_id,
+        activity.net_revenue_12m as revenue_12m,
+        activity.margin_12m,
+        activity.orders_12m,
+        activity.contacts_12m,
+        activity.orders_12m * unit_costs.cost_per_order
+        + activity.contacts_12m * unit_costs.cost_per_contact as cost_to_serve_12m
 
-    from customer_activity
+    from activity
     cross join unit_costs
+
+    where activity.lifetime_orders > 0
+
+),
+
+with_basis as (
+
+    select
+        *,
+        margin_12m - cost_to_serve_12m as profit_12m,
+        -- one basis for the whole ranking: profit if every customer's profit is known, else revenue
+        case
+            when count(*) over () = count(margin_12m) over () then 'profit'
+            else 'revenue'
+        end as tier_basis
+
+    from customer_profit
 
 ),
 
@@ -123,11 +83,12 @@ ranked as (
 
     select
         *,
-        margin_12m - cost_to_serve_12m as profit_12m,
-        -- share of customers whose profit is at least this customer's (ties share the share)
-        cume_dist() over (order by margin_12m - cost_to_serve_12m desc) as profit_rank_share
+        -- share of customers whose value is at least this customer's (ties share the share)
+        cume_dist() over (
+            order by case when tier_basis = 'profit' then profit_12m else revenue_12m end desc
+        ) as tier_rank_share
 
-    from customer_profit
+    from with_basis
 
 ),
 
@@ -137,18 +98,22 @@ final as (
         {{ as_of_month_date(as_of_month) }} as as_of_month,
         ranked.customer_id,
         ranked.revenue_12m,
-        ranked.margin_12m,
+        -- without margin data for everyone, no margin or profit at all: a partial view would mislead
+        case when ranked.tier_basis = 'profit' then ranked.margin_12m end as margin_12m,
         ranked.orders_12m,
         ranked.contacts_12m,
         ranked.cost_to_serve_12m,
-        ranked.profit_12m,
-        ranked.profit_rank_share,
+        case when ranked.tier_basis = 'profit' then ranked.profit_12m end as profit_12m,
+        case when ranked.tier_basis = 'profit' then ranked.tier_rank_share end as profit_rank_share,
+        ranked.tier_rank_share,
+        ranked.tier_basis,
         pyramid_tiers.tier as pyramid_tier
 
     from ranked
     left join pyramid_tiers
-        on ranked.profit_rank_share > pyramid_tiers.min_share
-        and ranked.profit_rank_share <= pyramid_tiers.max_share
+        on
+            ranked.tier_rank_share > pyramid_tiers.min_share
+            and ranked.tier_rank_share <= pyramid_tiers.max_share
 
 )
 

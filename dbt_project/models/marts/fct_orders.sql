@@ -1,5 +1,8 @@
--- Order grain: every order line placed by the end of the as-of month, with its product line, cost and
--- gross margin (revenue - quantity * unit cost).
+-- Order grain: every order line (sale or return) collected by the end of the as-of month, with its
+-- product line, cost and gross margin. Returns are signed: a return's revenue, cost and margin are the
+-- negatives of a sale's, so that sums over any set of lines are net of returns. Without product data
+-- (a plain transaction log, or a product missing from the catalogue) product_line, cost and margin
+-- are NULL: unknown, not zero.
 
 with
 
@@ -15,18 +18,22 @@ products as (
 
 ),
 
-orders_with_costs as (
+orders_with_products as (
 
     select
         orders.order_id,
         orders.customer_id,
         orders.order_date,
         cast({{ dbt.date_trunc('month', 'orders.order_date') }} as date) as order_month,
+        orders.order_type,
+        orders.is_return,
+        case when orders.is_return then -1 else 1 end as money_sign,
         orders.product_id,
         products.product_line,
+        coalesce(products.product_line is not null and products.unit_cost is not null, false) as has_product_data,
         orders.quantity,
-        orders.amount as revenue,
-        orders.quantity * products.unit_cost as cost
+        orders.amount,
+        products.unit_cost
 
     from orders
     left join products
@@ -37,10 +44,21 @@ orders_with_costs as (
 final as (
 
     select
-        *,
-        revenue - cost as margin
+        order_id,
+        customer_id,
+        order_date,
+        order_month,
+        order_type,
+        is_return,
+        product_id,
+        product_line,
+        has_product_data,
+        quantity,
+        money_sign * amount as revenue,
+        money_sign * quantity * unit_cost as cost,
+        money_sign * (amount - quantity * unit_cost) as margin
 
-    from orders_with_costs
+    from orders_with_products
 
 )
 

@@ -1,33 +1,97 @@
--- Order lines placed on or before the end of the as-of month. Money becomes exact decimals so that
+-- Order lines collected by the end of the as-of month (loaded in or before it, dated on or before its
+-- last day). A sale or a return; amounts stay positive here, the sign is the business meaning of
+-- order_type (fct_orders turns returns into negative revenue). Money becomes exact decimals so that
 -- sums are exact and do not depend on the order in which an engine adds them up.
+--
+-- A plain transaction log has no order ids: each row then gets a deterministic surrogate key, a hash of
+-- (customer_id, order_date, amount, order_type, n) where n numbers identical rows, so two identical
+-- transactions stay two orders and every rebuild gives the same ids.
 {%- set as_of_month = var('as_of_month') %}
 
 with
 
 source as (
 
-    select * from {{ source('crm', 'orders') }}
+    select
+        order_id,
+        customer_id,
+        order_date,
+        product_id,
+        quantity,
+        amount,
+        {{ optional_source_column('crm', 'orders', 'order_type', dbt.type_string()) }},
+        _loaded_month
+
+    from {{ source('crm', 'orders') }}
 
 ),
 
 renamed as (
 
     select
-        cast(order_id as {{ dbt.type_string() }}) as order_id,
+        cast(order_id as {{ dbt.type_string() }}) as source_order_id,
         cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         cast(order_date as date) as order_date,
         cast(product_id as {{ dbt.type_string() }}) as product_id,
         cast(quantity as {{ dbt.type_bigint() }}) as quantity,
-        cast(amount as decimal(18, 2)) as amount
+        cast(amount as decimal(18, 2)) as amount,
+        coalesce(
+            lower(trim(cast(order_type as {{ dbt.type_string() }}))), 'sale'
+        ) as order_type,
+        cast(_loaded_month as date) as loaded_month
 
     from source
 
 ),
 
-final as (
+collected_by_month_end as (
 
     select * from renamed
-    where order_date <= {{ as_of_month_end(as_of_month) }}
+    where
+        loaded_month <= {{ as_of_month_date(as_of_month) }}
+        and order_date <= {{ as_of_month_end(as_of_month) }}
+
+),
+
+numbered as (
+
+    select
+        *,
+        row_number() over (
+            partition by customer_id, order_date, amount, order_type
+            order by loaded_month, source_order_id, product_id, quantity
+        ) as duplicate_number
+
+    from collected_by_month_end
+
+),
+
+final as (
+
+    select
+        coalesce(
+            source_order_id,
+            {{ dbt.concat([
+                "'txn-'",
+                dbt.hash(dbt.concat([
+                    "customer_id", "'|'",
+                    "cast(order_date as " ~ dbt.type_string() ~ ")", "'|'",
+                    "cast(amount as " ~ dbt.type_string() ~ ")", "'|'",
+                    "order_type", "'|'",
+                    "cast(duplicate_number as " ~ dbt.type_string() ~ ")"
+                ]))
+            ]) }}
+        ) as order_id,
+        source_order_id is null as order_id_is_surrogate,
+        customer_id,
+        order_date,
+        order_type,
+        order_type = 'return' as is_return,
+        product_id,
+        quantity,
+        amount
+
+    from numbered
 
 )
 

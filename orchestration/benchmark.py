@@ -1,0 +1,457 @@
+"""`make bench`: one full monthly cycle of the loop at given sizes, with wall time and peak memory per stage.
+
+For each size the benchmark builds a fresh simulated world under ``$CRM_HOME/bench/<size>``, runs the first
+month (which collects the world's burn-in history) and then the second month (a steady-state cycle: measure and
+improve have a delivered campaign to work on), both through Dagster exactly as ``crm-loop run`` does. It
+records, per stage (Dagster asset group) and for the whole cycle, wall time and the peak resident memory of
+the process and its children (dbt runs as a subprocess), sampled every 50 ms.
+
+It also measures, in the same run and on the same data, what a user would otherwise use:
+
+* the CLV fit: ``lifetimes``' BG/NBD fitter against ``models.clv.BetaGeoNBD`` on the same RFM summary
+  (parameters must agree within 0.5%);
+* the RFM table: one hand-written DuckDB query over ``raw.orders`` against the warehouse's dbt models that
+  build ``customer_rfm`` (their execution times as dbt reports them), after checking both give the same scores.
+
+Results go to ``$CRM_HOME/reports/benchmark.md`` and ``benchmark.csv``, with each target and by how much it is
+met or missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from orchestration.partitions import next_month
+from orchestration.settings import Settings, load_settings
+
+#: Targets of the benchmark on the reference machine (2 cores, 24 GB).
+CYCLE_SECONDS_TARGET = {100_000: 45.0, 1_000_000: 180.0}
+PEAK_MEMORY_GB_TARGET = {1_000_000: 4.0}
+CLV_SPEEDUP_TARGET = 10.0
+RFM_RATIO_TARGET = 3.0
+CLV_PARAMETER_TOLERANCE = 0.005
+SAMPLE_SECONDS = 0.05
+FIRST_MONTH = date(2025, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def _children(pid: int) -> list[int]:
+    pids: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            pids.extend(int(child) for child in text)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return pids
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += _rss_bytes(current)
+        stack.extend(_children(current))
+    return total
+
+
+class MemorySampler:
+    """Samples the resident memory of this process tree in a background thread."""
+
+    def __init__(self, interval: float = SAMPLE_SECONDS) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while not self._stop.is_set():
+            self.samples.append((time.time(), tree_rss_bytes(pid)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> int:
+        inside = [rss for moment, rss in self.samples if start <= moment <= end]
+        return max(inside, default=0)
+
+
+# ------------------------------------------------------------------------------------------------ cycles
+@dataclass
+class CycleMeasurement:
+    size: int
+    month: date
+    seconds: float
+    peak_bytes: int
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    run_id: str = ""
+
+
+def _step_stages(defs) -> dict[str, str]:
+    """Dagster step key -> loop stage (asset group); checks count towards their asset's stage."""
+    graph = defs.resolve_asset_graph()
+    stages: dict[str, str] = {}
+    for key in graph.materializable_asset_keys:
+        assets_def = defs.resolve_assets_def(key)
+        stages[assets_def.op.name] = graph.get(key).group_name
+        for check_key in assets_def.check_keys:
+            stages[f"{assets_def.op.name}_{check_key.name}"] = graph.get(key).group_name
+    return stages
+
+
+def _stage_windows(entries, step_stages: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """First step start and last step end per stage, from a run's event log entries."""
+    windows: dict[str, list[float]] = defaultdict(list)
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value not in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            continue
+        stage = step_stages.get(event.step_key)
+        if stage is None:
+            stage = next((s for step, s in step_stages.items() if event.step_key.startswith(step)), "other")
+        windows[stage].append(entry.timestamp)
+    return {stage: (min(times), max(times)) for stage, times in windows.items()}
+
+
+def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMeasurement]:
+    """Run `months` of the loop (in order) through Dagster, measuring each cycle and its stages."""
+    from orchestration.cli import prepare_instance
+
+    prepare_instance(settings)
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import build_definitions
+    from orchestration.jobs import LOOP_JOB_NAME
+    from orchestration.resources.lock import warehouse_lock
+
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def(LOOP_JOB_NAME)
+    step_stages = _step_stages(defs)
+    measurements = []
+    with DagsterInstance.get() as instance, MemorySampler() as sampler:
+        for month in months:
+            started = time.time()
+            with warehouse_lock(settings.warehouse_path, f"benchmark {month:%Y-%m}"):
+                result = job.execute_in_process(partition_key=month.isoformat(), instance=instance, raise_on_error=True)
+            ended = time.time()
+            windows = _stage_windows(instance.all_logs(result.run_id), step_stages)
+            stages = {
+                stage: {"seconds": end - start, "peak_bytes": sampler.peak_between(start, end)}
+                for stage, (start, end) in sorted(windows.items(), key=lambda item: item[1][0])
+            }
+            measurements.append(
+                CycleMeasurement(
+                    size=settings.sim_customers,
+                    month=month,
+                    seconds=ended - started,
+                    peak_bytes=sampler.peak_between(started, ended),
+                    stages=stages,
+                    run_id=result.run_id,
+                )
+            )
+    return measurements
+
+
+# ------------------------------------------------------------------------------------------- comparisons
+def compare_clv_fit(settings: Settings, month: date) -> dict[str, float]:
+    """Fit BG/NBD with the project's code and with `lifetimes` on the same RFM summary (weeks)."""
+    from lifetimes import BetaGeoFitter
+
+    from models.clv import BetaGeoNBD, rfm_summary
+    from orchestration.queries import orders_as_of
+    from orchestration.resources import WarehouseResource
+
+    orders = orders_as_of(WarehouseResource(path=str(settings.warehouse_path)), month)
+    month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
+    summary = rfm_summary(orders, "customer_id", "order_date", None, month_end, time_unit="W")
+    frequency, recency, age = summary["frequency"], summary["recency"], summary["T"]
+
+    started = time.perf_counter()
+    ours = BetaGeoNBD().fit(frequency, recency, age)
+    ours_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    reference = BetaGeoFitter(penalizer_coef=0.0).fit(frequency, recency, age)
+    lifetimes_seconds = time.perf_counter() - started
+
+    relative = {
+        name: abs(ours.params_[name] - float(reference.params_[name])) / abs(float(reference.params_[name]))
+        for name in ("r", "alpha", "a", "b")
+    }
+    return {
+        "customers": len(summary),
+        "ours_seconds": ours_seconds,
+        "lifetimes_seconds": lifetimes_seconds,
+        "speedup": lifetimes_seconds / ours_seconds,
+        "max_relative_parameter_difference": max(relative.values()),
+        **{f"ours_{name}": ours.params_[name] for name in ("r", "alpha", "a", "b")},
+        **{f"lifetimes_{name}": float(reference.params_[name]) for name in ("r", "alpha", "a", "b")},
+    }
+
+
+#: The same RFM table as marts.customer_rfm, written as one query over the raw orders a user would write.
+RAW_RFM_QUERY = """
+with orders as (
+    select
+        customer_id,
+        cast(order_date as date) as order_date,
+        case when coalesce(order_type, 'sale') = 'return' then -amount else amount end as net_amount,
+        coalesce(order_type, 'sale') <> 'return' as is_sale
+    from raw.orders
+    where cast(order_date as date) <= $month_end
+),
+per_customer as (
+    select
+        customer_id,
+        date_diff('day', max(order_date) filter (where is_sale), $month_end) as recency_days,
+        count(*) filter (where is_sale) as frequency,
+        sum(net_amount) / count(*) filter (where is_sale) as monetary
+    from orders
+    group by customer_id
+    having count(*) filter (where is_sale) > 0
+)
+select
+    customer_id, recency_days, frequency, monetary,
+    1 + floor(5 * (rank() over (order by recency_days desc) - 1) / count(*) over ()) as r_score,
+    1 + floor(5 * (rank() over (order by frequency) - 1) / count(*) over ()) as f_score,
+    1 + floor(5 * (rank() over (order by monetary) - 1) / count(*) over ()) as m_score
+from per_customer
+"""
+
+
+def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tuple[float, float]:
+    """dbt's execution time of `model` alone and of `model` plus every model upstream of it, in one run."""
+    from dagster import DagsterEventType
+
+    durations: dict[str, float] = {}
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        metadata = entry.asset_materialization.metadata
+        if "unique_id" in metadata and "Execution Duration" in metadata:
+            durations[metadata["unique_id"].value] = float(metadata["Execution Duration"].value)
+    target = f"model.{manifest['metadata'].get('project_name', 'crm_warehouse')}.{model}"
+    upstream, stack = set(), [target]
+    while stack:
+        node = stack.pop()
+        for parent in manifest["parent_map"].get(node, []):
+            if parent.startswith("model.") and parent not in upstream:
+                upstream.add(parent)
+                stack.append(parent)
+    alone = durations.get(target, float("nan"))
+    chain = alone + sum(durations.get(node, 0.0) for node in upstream)
+    return alone, chain
+
+
+def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float]:
+    """The single raw DuckDB query against the warehouse's dbt RFM, on the same orders, same scores."""
+    from dagster import DagsterInstance
+
+    from orchestration.dbt_cli import DBT_PROJECT_DIR
+
+    month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        started = time.perf_counter()
+        raw = connection.execute(f"create temp table raw_rfm as {RAW_RFM_QUERY}", {"month_end": month_end}).fetchall()
+        raw_seconds = time.perf_counter() - started
+        del raw
+        mismatches = connection.execute(
+            """
+            select count(*) from raw_rfm
+            full outer join (select * from marts.customer_rfm where as_of_month = $month) as mart using (customer_id)
+            where raw_rfm.r_score is distinct from mart.r_score
+               or raw_rfm.f_score is distinct from mart.f_score
+               or raw_rfm.m_score is distinct from mart.m_score
+            """,
+            {"month": month},
+        ).fetchone()[0]
+        customers = connection.execute("select count(*) from raw_rfm").fetchone()[0]
+        orders = connection.execute("select count(*) from raw.orders").fetchone()[0]
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    with DagsterInstance.get() as instance:
+        model_seconds, chain_seconds = _dbt_model_seconds(instance, run_id, manifest, "customer_rfm")
+    return {
+        "customers": customers,
+        "orders": orders,
+        "raw_query_seconds": raw_seconds,
+        "dbt_customer_rfm_seconds": model_seconds,
+        "dbt_rfm_chain_seconds": chain_seconds,
+        "ratio": chain_seconds / raw_seconds,
+        "score_mismatches": mismatches,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+def _gb(n_bytes: float) -> float:
+    return n_bytes / 1024**3
+
+
+def _verdict(value: float, target: float | None, higher_is_better: bool = False) -> str:
+    if target is None or not np.isfinite(value):
+        return ""
+    met = value >= target if higher_is_better else value <= target
+    if met:
+        return "met"
+    shortfall = (target / value - 1) if higher_is_better else (value / target - 1)
+    return f"missed by {shortfall:.0%}"
+
+
+def benchmark_rows(size: int, cycles: list[CycleMeasurement], clv: dict, rfm: dict) -> list[dict]:
+    """Rows of the benchmark table for one size."""
+    rows = []
+    for position, cycle in enumerate(cycles):
+        label = "first month (burn-in history)" if position == 0 else "monthly cycle"
+        for stage, numbers in cycle.stages.items():
+            rows.append(
+                {
+                    "customers": size,
+                    "cycle": label,
+                    "measure": f"stage {stage}",
+                    "value": round(numbers["seconds"], 2),
+                    "unit": "s",
+                    "peak_memory_gb": round(_gb(numbers["peak_bytes"]), 2),
+                    "target": "",
+                    "verdict": "",
+                }
+            )
+        target = CYCLE_SECONDS_TARGET.get(size) if position == 1 else None
+        memory_target = PEAK_MEMORY_GB_TARGET.get(size) if position == 1 else None
+        rows.append(
+            {
+                "customers": size,
+                "cycle": label,
+                "measure": "whole cycle",
+                "value": round(cycle.seconds, 2),
+                "unit": "s",
+                "peak_memory_gb": round(_gb(cycle.peak_bytes), 2),
+                "target": (f"<= {target:.0f} s" if target else "")
+                + (f", <= {memory_target:.0f} GB" if memory_target else ""),
+                "verdict": ", ".join(
+                    v
+                    for v in (
+                        _verdict(cycle.seconds, target),
+                        _verdict(_gb(cycle.peak_bytes), memory_target),
+                    )
+                    if v
+                ),
+            }
+        )
+    rows.append(
+        {
+            "customers": size,
+            "cycle": "comparison",
+            "measure": (
+                f"BG/NBD fit: lifetimes {clv['lifetimes_seconds']:.2f} s / ours {clv['ours_seconds']:.3f} s "
+                f"(params within {clv['max_relative_parameter_difference']:.2e})"
+            ),
+            "value": round(clv["speedup"], 1),
+            "unit": "x faster",
+            "peak_memory_gb": "",
+            "target": f">= {CLV_SPEEDUP_TARGET:.0f}x, params within {CLV_PARAMETER_TOLERANCE:.1%}",
+            "verdict": _verdict(clv["speedup"], CLV_SPEEDUP_TARGET, higher_is_better=True)
+            + ("" if clv["max_relative_parameter_difference"] <= CLV_PARAMETER_TOLERANCE else ", params differ"),
+        }
+    )
+    rows.append(
+        {
+            "customers": size,
+            "cycle": "comparison",
+            "measure": (
+                f"RFM: dbt models {rfm['dbt_rfm_chain_seconds']:.2f} s (customer_rfm alone "
+                f"{rfm['dbt_customer_rfm_seconds']:.2f} s) / one raw DuckDB query {rfm['raw_query_seconds']:.2f} s "
+                f"over {rfm['orders']:,} orders; score mismatches {rfm['score_mismatches']}"
+            ),
+            "value": round(rfm["ratio"], 2),
+            "unit": "x the raw query",
+            "peak_memory_gb": "",
+            "target": f"<= {RFM_RATIO_TARGET:.0f}x, same scores",
+            "verdict": _verdict(rfm["ratio"], RFM_RATIO_TARGET)
+            + ("" if rfm["score_mismatches"] == 0 else ", scores differ"),
+        }
+    )
+    return rows
+
+
+def write_report(rows: list[dict], reports_dir: Path) -> tuple[Path, Path]:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    csv_path, md_path = reports_dir / "benchmark.csv", reports_dir / "benchmark.md"
+    table.to_csv(csv_path, index=False)
+    header = (
+        "# Benchmark: one monthly cycle of the loop\n\n"
+        f"Machine: {os.cpu_count()} cores; peak memory includes dbt's subprocess. "
+        f"Max RSS of this process (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB."
+        "\n\n"
+    )
+    md_path.write_text(header + table.to_markdown(index=False) + "\n")
+    return md_path, csv_path
+
+
+def benchmark_size(settings: Settings, size: int) -> list[dict]:
+    """Fresh world of `size` customers: two months through Dagster, then the two comparisons."""
+    home = settings.home / "bench" / str(size)
+    shutil.rmtree(home, ignore_errors=True)
+    sized = Settings(
+        home=home,
+        source="simulator",
+        files_dir=home / "inbox",
+        sim_seed=settings.sim_seed,
+        sim_customers=size,
+        channel="simulated",
+        start_month=FIRST_MONTH,
+    )
+    months = [FIRST_MONTH, next_month(FIRST_MONTH)]
+    cycles = run_benchmark_cycles(sized, months)
+    clv = compare_clv_fit(sized, months[-1])
+    rfm = compare_rfm(sized, months[-1], cycles[-1].run_id)
+    return benchmark_rows(size, cycles, clv, rfm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crm-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated customer counts")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if settings.start_month != FIRST_MONTH:
+        raise SystemExit(f"the benchmark uses its own worlds starting {FIRST_MONTH:%Y-%m}; unset CRM_START_MONTH")
+    rows: list[dict] = []
+    for size in (int(text.replace("_", "")) for text in args.sizes.split(",")):
+        print(f"benchmark: {size:,} customers ...", flush=True)
+        rows.extend(benchmark_size(settings, size))
+        md_path, _ = write_report(rows, settings.reports_dir)
+    print(md_path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

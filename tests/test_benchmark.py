@@ -1,0 +1,31 @@
+"""`make bench` as a smoke test at a small size: it runs a cycle through Dagster and compares like with like."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from orchestration import benchmark
+
+pytestmark = pytest.mark.slow
+
+STAGES = {"collect", "warehouse", "analyse", "measure", "improve", "design", "execute"}
+
+
+def test_benchmark_reports_every_stage_and_fair_comparisons(crm_home, dbt_manifest):
+    assert benchmark.main(["--sizes", "2000"]) == 0
+
+    table = pd.read_csv(crm_home / "reports" / "benchmark.csv")
+    monthly = table[table["cycle"] == "monthly cycle"]
+    assert {measure.removeprefix("stage ") for measure in monthly["measure"]} >= STAGES
+    whole = monthly[monthly["measure"] == "whole cycle"].iloc[0]
+    stage_seconds = monthly.loc[monthly["measure"].str.startswith("stage"), "value"].sum()
+    assert 0 < stage_seconds <= whole["value"]
+    assert whole["peak_memory_gb"] > 0
+
+    comparisons = table[table["cycle"] == "comparison"]
+    clv = comparisons[comparisons["measure"].str.startswith("BG/NBD")].iloc[0]
+    rfm = comparisons[comparisons["measure"].str.startswith("RFM")].iloc[0]
+    assert "params differ" not in str(clv["verdict"])
+    assert "scores differ" not in str(rfm["verdict"])
+    assert (crm_home / "reports" / "benchmark.md").read_text().startswith("# Benchmark")
