@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CRM_HOME ?= $(CURDIR)/data
 CYCLES ?= 6
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 BENCH_SIZES ?= 100000,1000000
 export CRM_HOME
 # No usage tracking from dbt, Dagster or anything else that honours DO_NOT_TRACK.
@@ -12,7 +14,7 @@ export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test ui lint lint-sql docs clean bench
+.PHONY: install run test ui backfill test-browser lint lint-sql docs clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +31,16 @@ run: install  ## run CYCLES (default 6) months of the loop on the simulated worl
 test: install  ## the whole test suite (as CI runs it)
 	$(BIN)/python -m pytest -q
 
-ui: install  ## Dagster UI and daemon, instance under $(CRM_HOME)/dagster
-	mkdir -p $(CRM_HOME)/dagster
-	test -f $(CRM_HOME)/dagster/dagster.yaml || $(BIN)/crm-loop status >/dev/null
-	DAGSTER_HOME=$(CRM_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml
+ui: install  ## Dagster UI and daemon on http://$(UI_HOST):$(UI_PORT), instance under $(CRM_HOME)/dagster
+	PATH="$(CURDIR)/$(BIN):$$PATH" DAGSTER_HOME=$(CRM_HOME)/dagster \
+		$(BIN)/dagster dev -w workspace.yaml -h $(UI_HOST) -p $(UI_PORT)
+
+backfill: install  ## run the months FROM..TO (YYYY-MM) in order: months reached are re-run, later ones advance
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2025-01 TO=2025-06"; exit 2; }
+	$(BIN)/crm-loop backfill --from $(FROM) --to $(TO)
+
+test-browser: install  ## only the browser test (Chromium on the UI); screenshots in test-artifacts/browser/
+	$(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: install  ## one monthly cycle at BENCH_SIZES customers: time and memory per stage, vs lifetimes and raw SQL
 	$(BIN)/python -m orchestration.benchmark --sizes $(BENCH_SIZES)

@@ -8,11 +8,13 @@ the campaign's effect on the customers it selected (Rubin's potential-outcomes f
 Selection has two parts:
 
 * exploitation: ``1 - exploration_share`` of the budget goes to the eligible customers with the highest positive
-  expected incremental profit (expected uplift x margin - offer and contact cost); nobody with a negative or
-  unknown expected profit is picked this way;
-* exploration: ``exploration_share`` of the budget goes to customers drawn uniformly at random from the other
-  eligible customers, so later models see customers the policy would not have picked (an epsilon-greedy
-  policy; Sutton & Barto 2018, section 2.2).
+  expected incremental profit (expected uplift x margin - offer and contact cost) whose profit is also shown to
+  be positive (an optional ``profit_lower_bound`` column > 0: the policy's confidence bound); nobody with a
+  negative, unknown or unproven expected profit is picked this way;
+* exploration: ``exploration_share`` of the campaign's capacity (the budget, or the eligible audience when the
+  budget would reach all of it) goes to customers drawn uniformly at random from the other eligible customers,
+  so later models see customers the policy would not have picked (an epsilon-greedy policy; Sutton & Barto
+  2018, section 2.2).
 
 Every row records its ``selection_probability`` (1 for exploitation, ``n_drawn / n_pool`` for exploration) and
 its ``treatment_probability`` (the chance of landing in the test group given selection, per stratum), so any
@@ -21,7 +23,10 @@ later estimate can be inverse-propensity weighted.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,7 @@ PLAN_COLUMNS = [
     "expected_incremental_profit",
     "stratum",
     "rank",
+    "profit_lower_bound",
 ]
 
 
@@ -70,32 +76,30 @@ def selection_size(max_test: int, control_share: float, available: int) -> int:
     return max(n, 0)
 
 
-def _allocate_control(strata: pd.Series, n_control: int) -> pd.Series:
-    """Control places per stratum, proportional to stratum size (largest-remainder rounding)."""
-    sizes = strata.value_counts().sort_index()
-    exact = sizes / sizes.sum() * n_control
-    places = np.floor(exact).astype(int)
-    short = n_control - int(places.sum())
-    if short > 0:
-        remainders = (exact - places).sort_values(ascending=False, kind="stable")
-        places[remainders.index[:short]] += 1
-    return places
-
-
 def assign_control(selected: pd.DataFrame, control_share: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Stratified random split of the selected customers into test and control (``round(share * n)`` control)."""
+    """Stratified random split of the selected customers into test and control.
+
+    ``k = round(share * n)`` customers go to control (at least one as soon as two are selected: a campaign is
+    never sent without a comparison), drawn by systematic sampling with a random start over the customers
+    ordered by stratum and, within a stratum, at random (Cochran 1977, *Sampling Techniques*, ch. 8): every
+    customer has the same probability ``k / n`` of control, whatever the stratum's size, and every stratum gets
+    its proportional share of the control group to within one customer (implicit stratification). The recorded
+    ``treatment_probability`` is therefore ``1 - k / n`` on every row: a design probability, positive for both
+    groups, which inverse-propensity estimates can rely on (a stratum too small for its own control customer
+    does not end up treated with certainty).
+    """
     selected = selected.copy()
-    n_control = round(control_share * len(selected))
+    n = len(selected)
+    n_control = max(round(control_share * n), 1 if n >= 2 else 0)
     selected["group"] = "test"
     selected["treatment_probability"] = 1.0
-    if selected.empty:
+    if selected.empty or n_control == 0:
         return selected
-    places = _allocate_control(selected["stratum"], n_control)
-    for stratum, rows in selected.groupby("stratum", sort=True).groups.items():
-        k = int(places.get(stratum, 0))
-        if k:
-            selected.loc[rng.choice(np.asarray(rows), size=k, replace=False), "group"] = "control"
-        selected.loc[rows, "treatment_probability"] = 1 - k / len(rows)
+    order = np.lexsort((rng.random(n), selected["stratum"].astype(str).to_numpy()))
+    start = rng.random()
+    positions = np.floor((np.arange(n_control) + start) * n / n_control).astype(int)
+    selected.iloc[order[positions], selected.columns.get_loc("group")] = "control"
+    selected["treatment_probability"] = 1 - n_control / n
     return selected
 
 
@@ -119,17 +123,25 @@ def design_campaign(
     """
     _check_arguments(candidates, budget, cost_per_contact, control_share, exploration_share)
     rng = np.random.default_rng(seed)
+    lower_bound = (
+        candidates["profit_lower_bound"]
+        if "profit_lower_bound" in candidates.columns
+        else candidates["expected_incremental_profit"]
+    )
     pool = (
         candidates[list(CANDIDATE_COLUMNS)]
-        .assign(stratum=lambda f: f["stratum"].astype(str))
+        .assign(stratum=lambda f: f["stratum"].astype(str), profit_lower_bound=lower_bound.astype(float))
         .sort_values("customer_id", kind="stable")
         .reset_index(drop=True)
     )
     max_test = math.floor(budget / cost_per_contact + 1e-9)
-    explore_test = math.floor(max_test * exploration_share + 1e-9)
+    # Exploration is a share of what the campaign can contact: the budget, or the eligible customers when the
+    # budget would reach all of them (so a small audience is not mostly drawn at random).
+    capacity = min(max_test, len(pool) - round(control_share * len(pool)))
+    explore_test = math.floor(capacity * exploration_share + 1e-9)
     exploit_test = max_test - explore_test
 
-    profitable = pool[pool["expected_incremental_profit"] > 0].sort_values(
+    profitable = pool[(pool["profit_lower_bound"] > 0) & (pool["expected_incremental_profit"] > 0)].sort_values(
         ["expected_incremental_profit", "customer_id"], ascending=[False, True], kind="stable"
     )
     exploited = profitable.head(selection_size(exploit_test, control_share, len(profitable)))
@@ -157,6 +169,7 @@ def design_campaign(
     selected["offer_id"] = offer_id
     selected["customer_id"] = selected["customer_id"].astype("str")
     selected["expected_incremental_profit"] = selected["expected_incremental_profit"].astype(float)
+    selected["profit_lower_bound"] = selected["profit_lower_bound"].astype(float)
     return selected[PLAN_COLUMNS].reset_index(drop=True)
 
 
@@ -174,3 +187,205 @@ def minimum_detectable_effect(
         raise ValueError(f"minimum_detectable_effect: base_rate must be in (0, 1), got {base_rate}")
     z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
     return float(z * math.sqrt(base_rate * (1 - base_rate) * (1 / n_test + 1 / n_control)))
+
+
+# ------------------------------------------------------------------------------------------- the cycle
+#: Score columns copied into the decision log when the scores have them (the evidence of each decision).
+DECISION_SCORE_COLUMNS = (
+    "churn_probability",
+    "p_alive",
+    "clv",
+    "expected_purchases_next_month",
+    "profit_12m",
+    "pyramid_tier",
+    "segment",
+    "next_best_product",
+    "next_best_product_expected_margin",
+)
+
+RULE_EXPLOIT = "selected: highest expected incremental profit"
+RULE_EXPLORE = "selected: exploration draw"
+RULE_PILOT = "selected: randomised pilot draw"
+RULE_CONTROL = " (control group: held out at random)"
+RULE_NOT_PROFITABLE = "not selected: incremental profit not shown to be positive (lower bound <= 0)"
+RULE_BUDGET = "not selected: budget spent on customers with a higher expected profit"
+RULE_NOT_DRAWN = "not selected: not drawn at random"
+#: A campaign selecting fewer customers cannot hold out a control group and still contact someone.
+MIN_CAMPAIGN_CUSTOMERS = 3
+RULE_TOO_SMALL = f"not selected: campaign too small to measure (fewer than {MIN_CAMPAIGN_CUSTOMERS} selected)"
+
+
+@dataclass
+class CyclePlan:
+    """Everything the design stage decided for one cycle."""
+
+    plan: pd.DataFrame  # the assignments (test and control): PLAN_COLUMNS + objective, policy, policy_version
+    decisions: pd.DataFrame  # one row per scored customer and objective: decision, rule and evidence
+    campaigns: pd.DataFrame  # one row per campaign: sizes, cost, budget, expected profit, minimum detectable effect
+
+
+def control_stratum(scores: pd.DataFrame) -> pd.Series:
+    """The randomisation stratum of the control draw: the customer's pyramid tier, else segment, else one stratum."""
+    for column in ("pyramid_tier", "segment"):
+        if column in scores.columns and scores[column].notna().any():
+            return scores[column].astype("string").fillna("unknown").astype(str)
+    return pd.Series("all", index=scores.index)
+
+
+def expected_base_response(scores: pd.DataFrame) -> pd.Series:
+    """P(at least one order next month) without a contact, from the BG/NBD expected purchases (Poisson)."""
+    if "expected_purchases_next_month" not in scores.columns:
+        return pd.Series(np.nan, index=scores.index)
+    return 1.0 - np.exp(-scores["expected_purchases_next_month"].astype(float).clip(lower=0))
+
+
+def _decision_rules(plan: pd.DataFrame, eligible: pd.DataFrame, pilot: bool) -> pd.Series:
+    """Why each eligible customer was (not) selected."""
+    selected = plan.set_index("customer_id")
+    rule = pd.Series(RULE_NOT_DRAWN if pilot else RULE_BUDGET, index=eligible.index, dtype="object")
+    if not pilot:
+        unproven = ~((eligible["profit_lower_bound"] > 0) & (eligible["expected_incremental_profit"] > 0))
+        rule[unproven] = RULE_NOT_PROFITABLE
+    how = eligible["customer_id"].map(selected["selection"])
+    rule[how == "exploit"] = RULE_EXPLOIT
+    rule[how == "explore"] = RULE_PILOT if pilot else RULE_EXPLORE
+    control = eligible["customer_id"].map(selected["group"]) == "control"
+    rule[control] = rule[control] + RULE_CONTROL
+    return rule
+
+
+def plan_cycle(
+    scores: pd.DataFrame,
+    objectives: pd.DataFrame,
+    offers: pd.DataFrame,
+    policies: dict,
+    *,
+    delivery_month: pd.Timestamp,
+    allowed: pd.Series,
+    in_global_control: pd.Series,
+    contacts: pd.DataFrame | None,
+    policy_version: str,
+    seed_of: Callable[[str], int],
+) -> CyclePlan:
+    """Plan every objective's campaign for ``delivery_month`` (objectives in ``priority`` order).
+
+    ``scores``: one row per customer (the analyse stage's scores plus ``pyramid_tier`` and ``profit_12m`` where
+    known); ``policies``: the improve stage's policy per offer (models.targeting.OfferPolicy); ``allowed``,
+    ``in_global_control``, ``contacts``: see models.eligibility.eligibility; ``seed_of(campaign_id)``: the seed
+    of a campaign's random draws. A campaign's budget buys test contacts at ``contact_cost + incentive_cost``
+    each; a randomised pilot (no model yet) draws its whole capacity at random.
+    """
+    from models.eligibility import eligibility
+    from models.targeting import score_candidates
+
+    scores = scores.reset_index(drop=True)
+    offer_table = offers.set_index("offer_id")
+    taken = pd.Series(False, index=scores.index)
+    evidence = scores[["customer_id", *[c for c in DECISION_SCORE_COLUMNS if c in scores.columns]]]
+    stratum = control_stratum(scores)
+    base_response = expected_base_response(scores)
+    plans, decisions, campaigns = [], [], []
+    for _, objective in objectives.sort_values("priority").iterrows():
+        name = str(objective["objective"])
+        campaign_id = f"{delivery_month:%Y-%m}-{name}"
+        offer_id = str(objective["offer_id"])
+        offer = offer_table.loc[offer_id]
+        policy = policies[offer_id]
+        pilot = policy.kind != "uplift_model"
+        cost_per_contact = float(offer["contact_cost"]) + float(offer["incentive_cost"])
+        rules = eligibility(
+            scores, objective, allowed=allowed, in_global_control=in_global_control, contacts=contacts, taken=taken
+        )
+        eligible_rows = rules["eligible"].to_numpy()
+        candidates = scores.loc[eligible_rows, ["customer_id"]].assign(stratum=stratum[eligible_rows])
+        scored = score_candidates(
+            policy, scores.loc[eligible_rows], float(offer["contact_cost"]), float(offer["incentive_cost"])
+        )
+        candidates["expected_incremental_profit"] = scored["expected_incremental_profit"]
+        candidates["profit_lower_bound"] = scored["profit_lower_bound"]
+        plan = design_campaign(
+            candidates,
+            campaign_id=campaign_id,
+            offer_id=offer_id,
+            budget=float(objective["budget"]),
+            cost_per_contact=cost_per_contact,
+            control_share=float(objective["control_share"]),
+            exploration_share=1.0 if pilot else float(objective["exploration_share"]),
+            seed=seed_of(campaign_id),
+        )
+        too_small = 0 < len(plan) < MIN_CAMPAIGN_CUSTOMERS
+        if too_small:
+            plan = plan.iloc[0:0]
+        plan = plan.assign(objective=name, policy=policy.kind, policy_version=policy_version)
+        plans.append(plan)
+        taken |= scores["customer_id"].isin(plan["customer_id"])
+
+        decision = evidence.assign(
+            objective=name,
+            priority=int(objective["priority"]),
+            campaign_id=campaign_id,
+            offer_id=offer_id,
+            eligible=rules["eligible"].to_numpy(),
+            rule=rules["rule"].to_numpy(),
+            expected_incremental_profit=np.nan,
+            profit_lower_bound=np.nan,
+        )
+        expected_profit = candidates["expected_incremental_profit"].to_numpy()
+        decision.loc[eligible_rows, "expected_incremental_profit"] = expected_profit
+        decision.loc[eligible_rows, "profit_lower_bound"] = candidates["profit_lower_bound"].to_numpy()
+        decision.loc[eligible_rows, "rule"] = (
+            RULE_TOO_SMALL if too_small else _decision_rules(plan, candidates, pilot).to_numpy()
+        )
+        group = decision["customer_id"].map(plan.set_index("customer_id")["group"])
+        decision["decision"] = group.fillna(pd.Series(np.where(eligible_rows, "not selected", "excluded")))
+        decision = decision.assign(policy=policy.kind, policy_version=policy_version)
+        decisions.append(decision)
+
+        n_test, n_control = int((plan["group"] == "test").sum()), int((plan["group"] == "control").sum())
+        selected = scores["customer_id"].isin(plan["customer_id"])
+        base = float(base_response[selected].mean()) if selected.any() else np.nan
+        mde = (
+            minimum_detectable_effect(n_test, n_control, min(max(base, 0.001), 0.999))
+            if n_test and n_control and np.isfinite(base)
+            else np.nan
+        )
+        campaigns.append(
+            {
+                "campaign_id": campaign_id,
+                "objective": name,
+                "offer_id": offer_id,
+                "policy": policy.kind,
+                "eligible": int(eligible_rows.sum()),
+                "test": n_test,
+                "control": n_control,
+                "explored": int((plan["selection"] == "explore").sum()),
+                "committed_cost": n_test * cost_per_contact,
+                "budget": float(objective["budget"]),
+                "expected_incremental_profit": float(
+                    plan.loc[plan["group"] == "test", "expected_incremental_profit"].sum(min_count=1)
+                ),
+                "expected_base_response": base,
+                "minimum_detectable_uplift": mde,
+            }
+        )
+    plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=[*PLAN_COLUMNS, "objective"])
+    decisions_frame = pd.concat(decisions, ignore_index=True) if decisions else pd.DataFrame()
+    return CyclePlan(plan=plan, decisions=decisions_frame, campaigns=pd.DataFrame(campaigns))
+
+
+def plan_content_hash(plan: pd.DataFrame) -> str:
+    """SHA-256 of what a plan sends: every (campaign, customer, offer, group, delivery month), order-independent.
+
+    The gates record the hash they validated, an approval names the hash it approves, and execute sends a plan
+    only when the hash it reads is the one that passed and was approved: a plan changed after its checks (a
+    re-run of design, a manual edit of the table) is never sent on the strength of the old checks.
+    """
+    columns = ["campaign_id", "customer_id", "offer_id", "group"]
+    if plan.empty:
+        return hashlib.sha256(b"empty plan").hexdigest()
+    rows = plan[columns].astype(str)
+    if "delivery_month" in plan.columns:
+        rows = rows.assign(delivery_month=pd.to_datetime(plan["delivery_month"]).dt.strftime("%Y-%m-%d"))
+    rows = rows.sort_values(list(rows.columns), kind="stable")
+    text = "\n".join("|".join(values) for values in rows.itertuples(index=False, name=None))
+    return hashlib.sha256(text.encode()).hexdigest()

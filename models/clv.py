@@ -32,6 +32,7 @@ from __future__ import annotations
 import calendar
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -44,9 +45,13 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "BetaGeoNBD",
     "GammaGamma",
+    "LifetimeValueModel",
     "ModelFitError",
-    "rfm_summary",
+    "bgnbd_features",
     "customer_lifetime_value",
+    "fit_lifetime_value",
+    "purchase_values",
+    "rfm_summary",
     "score_customers",
 ]
 
@@ -206,9 +211,7 @@ class BetaGeoNBD:
         """
         r, alpha, a, b = params
         xs = distinct_frequency
-        per_x = (
-            gammaln(r + xs) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
-        )
+        per_x = gammaln(r + xs) - gammaln(r) + gammaln(a + b) + gammaln(b + xs) - gammaln(b) - gammaln(a + b + xs)
         has_repeat = frequency > 0
         log_alpha_age = np.log(alpha + age)
         log_alpha_recency = np.log(alpha + recency)
@@ -228,10 +231,7 @@ class BetaGeoNBD:
         d_b_x = digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs)
         gradient = np.empty((4, frequency.size))
         gradient[0] = (
-            d_r_x[frequency_index]
-            + np.log(alpha)
-            - share_alive * log_alpha_age
-            - share_dropped * log_alpha_recency
+            d_r_x[frequency_index] + np.log(alpha) - share_alive * log_alpha_age - share_dropped * log_alpha_recency
         )
         gradient[1] = r / alpha - shape * (share_alive / (alpha + age) + share_dropped / (alpha + recency))
         gradient[2] = d_a_x[frequency_index] + share_dropped / a
@@ -255,9 +255,7 @@ class BetaGeoNBD:
         recency_all = _as_float_array(recency).ravel()
         age_all = _as_float_array(T).ravel()
         _check_summary(frequency_all, recency_all, age_all)
-        if weights is not None and (
-            np.shape(weights) != frequency_all.shape or np.any(_as_float_array(weights) < 0)
-        ):
+        if weights is not None and (np.shape(weights) != frequency_all.shape or np.any(_as_float_array(weights) < 0)):
             raise ValueError("weights must be non-negative counts, one per row")
         grouped = _group_identical_rows(
             {"frequency": frequency_all, "recency": recency_all, "age": age_all},
@@ -331,13 +329,9 @@ class BetaGeoNBD:
         Customers without repeat purchases cannot have dropped out (dropout follows a repeat purchase): 1.
         """
         r, alpha, a, b = self._param_array()
-        x, recency, age = np.broadcast_arrays(
-            _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
-        )
+        x, recency, age = np.broadcast_arrays(_as_float_array(frequency), _as_float_array(recency), _as_float_array(T))
         log_odds_dropped = (
-            np.log(a)
-            - np.log(b + np.maximum(x, 1.0) - 1.0)
-            + (r + x) * (np.log(alpha + age) - np.log(alpha + recency))
+            np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0) + (r + x) * (np.log(alpha + age) - np.log(alpha + recency))
         )
         return np.asarray(np.where(x > 0, expit(-log_odds_dropped), 1.0), dtype=np.float64)
 
@@ -373,6 +367,30 @@ class BetaGeoNBD:
         )
         if_alive = self._expected_purchases_if_alive(t_, x, age)
         return np.asarray(if_alive * self.probability_alive(x, recency_, age), dtype=np.float64)
+
+    def probability_no_purchase(
+        self,
+        t: ArrayLike,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,  # noqa: N803
+    ) -> np.ndarray:
+        """P(no repeat purchase in (T, T+t] | x, t_x, T): the BG/NBD's own churn probability over a horizon t.
+
+        P = (1 - P(alive)) + P(alive) * ((alpha+T)/(alpha+T+t))^(r+x).
+        A customer who is alive at T has purchase rate lambda ~ Gamma(r+x, alpha+T) a posteriori (FHL 2005a,
+        section 3), and since dropout can only follow a purchase, she makes no purchase in the next t exactly
+        when her Poisson process has no event, which has probability E[exp(-lambda t)] (the Gamma Laplace
+        transform above). Unlike P(alive) alone, it ranks customers without repeat purchases (for whom
+        P(alive) = 1 by construction) by how long they have been silent.
+        """
+        r, alpha, _, _ = self._param_array()
+        t_, x, recency_, age = np.broadcast_arrays(
+            _as_float_array(t), _as_float_array(frequency), _as_float_array(recency), _as_float_array(T)
+        )
+        p_alive = self.probability_alive(x, recency_, age)
+        silent_if_alive = np.exp((r + x) * (np.log(alpha + age) - np.log(alpha + age + t_)))
+        return np.asarray(1.0 - p_alive + p_alive * silent_if_alive, dtype=np.float64)
 
     def expected_purchases(self, t: ArrayLike) -> np.ndarray:
         """E[X(t)], repeat purchases in (0, t] of a randomly chosen new customer: FHL 2005a eq. (9).
@@ -453,9 +471,7 @@ class GammaGamma:
         gradient[2] = q / gamma - (px + q) / (gamma + x * mean_value)
         return log_likelihood, gradient
 
-    def fit(
-        self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None
-    ) -> GammaGamma:
+    def fit(self, frequency: ArrayLike, monetary_value: ArrayLike, weights: ArrayLike | None = None) -> GammaGamma:
         """Maximum likelihood fit on repeat buyers: every frequency >= 1 and monetary_value > 0.
 
         Raises ``ValueError`` if other rows are passed (filter ``frequency > 0`` first, as the literature
@@ -527,9 +543,7 @@ class GammaGamma:
             raise ValueError(f"Gamma-Gamma q = {q:.3f} <= 1: the population mean order value is infinite")
         return float(p * gamma / (q - 1.0))
 
-    def conditional_expected_average_value(
-        self, frequency: ArrayLike, monetary_value: ArrayLike
-    ) -> np.ndarray:
+    def conditional_expected_average_value(self, frequency: ArrayLike, monetary_value: ArrayLike) -> np.ndarray:
         """E[order value | x, m] (FHL 2005b eq. 5; note 025 eq. 5): a credibility-weighted average.
 
         E = (q-1)/(px+q-1) * p*gamma/(q-1) + px/(px+q-1) * m = p (gamma + x m) / (px + q - 1).
@@ -538,9 +552,7 @@ class GammaGamma:
         p, q, gamma = self._param_array()
         x, value = np.broadcast_arrays(_as_float_array(frequency), _as_float_array(monetary_value))
         if np.any(x == 0) and q <= 1:
-            raise ValueError(
-                f"Gamma-Gamma q = {q:.3f} <= 1: no finite expected value for customers with x = 0"
-            )
+            raise ValueError(f"Gamma-Gamma q = {q:.3f} <= 1: no finite expected value for customers with x = 0")
         observed = np.where(x > 0, value, 0.0)
         return np.asarray(p * (gamma + x * observed) / (p * x + q - 1.0), dtype=np.float64)
 
@@ -577,9 +589,7 @@ def rfm_summary(
         raise ValueError(f"transactions lack column(s) {missing}")
     if transactions[columns].isna().to_numpy().any():
         raise ValueError(f"transactions have missing values in {columns}")
-    end_day = (
-        pd.Timestamp(calibration_end).normalize().to_datetime64().astype("datetime64[D]").astype(np.int64)
-    )
+    end_day = pd.Timestamp(calibration_end).normalize().to_datetime64().astype("datetime64[D]").astype(np.int64)
     timestamps = pd.to_datetime(transactions[datetime_col])
     if timestamps.dt.tz is not None:
         timestamps = timestamps.dt.tz_localize(None)  # the calendar day where the purchase happened
@@ -589,9 +599,7 @@ def rfm_summary(
     customer_code = customer_code[in_calibration].astype(np.int64)
     day = day[in_calibration]
     value = (
-        transactions[monetary_col].to_numpy(dtype=np.float64)[in_calibration]
-        if monetary_col
-        else np.zeros(day.size)
+        transactions[monetary_col].to_numpy(dtype=np.float64)[in_calibration] if monetary_col else np.zeros(day.size)
     )
 
     # Sort by (customer, day); one purchase per customer and day, its value the day's total.
@@ -707,7 +715,97 @@ def customer_lifetime_value(
     return np.asarray(discounted_purchases * value_per_purchase, dtype=np.float64)
 
 
-# ---------------------------------------------------------------------------------------- scoring helper
+# ------------------------------------------------------------------------------ order values and returns
+VALUE_BASES = ("margin", "revenue")
+"""What a CLV is measured in: gross margin when the orders carry it, else revenue (a plain transaction log)."""
+
+
+@dataclass(frozen=True)
+class PurchaseValues:
+    """The sale lines the CLV models count, in the value basis chosen, and each customer's return rate.
+
+    ``sales``: customer_id, order_date, value (sale lines only: a return is not a purchase).
+    ``net_ratio``: per customer, (sales + returns) / sales of the value basis, clipped to [0, 1] (1 without
+    returns): the share of what a customer buys that she keeps.
+    ``basis``: "margin" or "revenue". ``notes``: what was imputed or dropped, for the metadata.
+    """
+
+    sales: pd.DataFrame
+    net_ratio: pd.Series
+    basis: str
+    notes: tuple[str, ...]
+
+
+def _return_lines(orders: pd.DataFrame) -> np.ndarray:
+    """Which lines are returns: ``is_return`` when the orders carry it, else a negative revenue."""
+    if "is_return" in orders.columns:
+        return orders["is_return"].fillna(False).to_numpy(dtype=bool)
+    if "revenue" in orders.columns:
+        return orders["revenue"].to_numpy(dtype=np.float64, na_value=np.nan) < 0
+    return np.zeros(len(orders), dtype=bool)
+
+
+def purchase_values(orders: pd.DataFrame, calibration_end: date | pd.Timestamp | None = None) -> PurchaseValues:
+    """Sale lines with their value in the CLV basis, up to ``calibration_end`` (inclusive).
+
+    Basis: ``margin`` when the column exists and is known for at least one line; a line with unknown margin
+    (a product missing from the catalogue) is valued at the known lines' margin rate (sum of margin / sum of
+    revenue) times its revenue. Without any known margin the basis is ``revenue`` (a plain transaction log:
+    CLV is then a revenue value, and the notes say so). Returns (``is_return``, or a negative revenue) are
+    not purchases; they lower the customer's ``net_ratio``.
+    """
+    missing = {"customer_id", "order_date"} - set(orders.columns)
+    if missing:
+        raise ValueError(f"orders lack column(s) {sorted(missing)}")
+    has_margin = "margin" in orders.columns and bool(orders["margin"].notna().any())
+    if not has_margin and "revenue" not in orders.columns:
+        raise ValueError("orders need a margin or a revenue column to value purchases")
+    if calibration_end is not None:
+        day = pd.to_datetime(orders["order_date"])
+        if day.dt.tz is not None:
+            day = day.dt.tz_localize(None)
+        orders = orders.loc[(day.dt.normalize() <= pd.Timestamp(calibration_end).normalize()).to_numpy()]
+    notes: list[str] = []
+    revenue = orders["revenue"].to_numpy(dtype=np.float64, na_value=np.nan) if "revenue" in orders.columns else None
+    if has_margin:
+        basis = "margin"
+        value = orders["margin"].to_numpy(dtype=np.float64, na_value=np.nan)
+        unknown = np.isnan(value)
+        if unknown.any():
+            known_revenue = revenue is not None and not np.all(np.isnan(revenue[unknown]))
+            if known_revenue:
+                both = ~unknown & ~np.isnan(revenue)
+                rate = float(value[both].sum() / revenue[both].sum()) if revenue[both].sum() else 0.0
+                value = np.where(unknown, np.nan_to_num(revenue) * rate, value)
+                notes.append(f"{int(unknown.sum())} lines without a margin valued at the margin rate {rate:.3f}")
+            else:
+                value = np.where(unknown, 0.0, value)
+                notes.append(f"{int(unknown.sum())} lines without a margin or revenue valued at 0")
+    else:
+        basis = "revenue"
+        value = np.nan_to_num(revenue)
+        notes.append("no margin data: CLV and customer equity are in revenue, not margin")
+    is_return = _return_lines(orders)
+    frame = pd.DataFrame(
+        {
+            "customer_id": orders["customer_id"].astype("str").to_numpy(),
+            "order_date": orders["order_date"].to_numpy(),
+            "value": value,
+        }
+    )
+    sales = frame.loc[~is_return].reset_index(drop=True)
+    customers = frame["customer_id"]
+    gross = pd.Series(np.where(is_return, 0.0, value)).groupby(customers.to_numpy()).sum()
+    returned = pd.Series(np.where(is_return, -np.abs(value), 0.0)).groupby(customers.to_numpy()).sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(gross.to_numpy() > 0, (gross + returned).to_numpy() / gross.to_numpy(), 1.0)
+    net_ratio = pd.Series(np.clip(ratio, 0.0, 1.0), index=gross.index.astype("str"), name="net_ratio")
+    if is_return.any():
+        notes.append(f"{int(is_return.sum())} return lines: not purchases; values kept net of each customer's returns")
+    return PurchaseValues(sales=sales, net_ratio=net_ratio, basis=basis, notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------------------- fitted models
 SCORE_COLUMNS = [
     "customer_id",
     "frequency",
@@ -716,9 +814,127 @@ SCORE_COLUMNS = [
     "p_alive",
     "expected_purchases_next_month",
     "expected_purchases_horizon",
-    "expected_margin_per_order",
+    "expected_value_per_order",
     "clv",
 ]
+
+
+def _month_bounds(as_of: date | pd.Timestamp) -> tuple[pd.Timestamp, float]:
+    """(last day of the month ``as_of``, length of the next month in weeks); ``as_of`` must be a month start."""
+    month_start = pd.Timestamp(as_of)
+    if month_start.day != 1:
+        raise ValueError(f"as_of must be the first day of a month, got {as_of}")
+    days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
+    calibration_end = month_start + pd.Timedelta(days=days_in_month - 1)
+    following = calibration_end + pd.Timedelta(days=1)
+    return calibration_end, calendar.monthrange(following.year, following.month)[1] / 7.0
+
+
+def _summary(values: PurchaseValues, calibration_end: pd.Timestamp) -> pd.DataFrame:
+    summary = rfm_summary(values.sales, "customer_id", "order_date", "value", calibration_end, time_unit="W")
+    summary["monetary_value"] = summary["monetary_value"] * values.net_ratio.reindex(summary.index).fillna(1.0)
+    return summary
+
+
+@dataclass
+class LifetimeValueModel:
+    """BG/NBD and Gamma-Gamma fitted on the order history up to a month end, ready to score (weeks).
+
+    ``value_basis`` is "margin" or "revenue" (see :func:`purchase_values`); the CLV is
+    :func:`customer_lifetime_value` over ``horizon_months`` monthly periods discounted at the monthly rate
+    (1 + annual)^(1/12) - 1.
+    """
+
+    bgnbd: BetaGeoNBD
+    gamma_gamma: GammaGamma
+    as_of_month: date
+    value_basis: str
+    horizon_months: int = 12
+    annual_discount_rate: float = 0.10
+    n_customers: int = 0
+    n_value_customers: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, float]:
+        """BG/NBD (r, alpha in weeks, a, b) and Gamma-Gamma (p, q, gamma) parameters in one dict."""
+        return {**self.bgnbd.params_, **self.gamma_gamma.params_}
+
+    def score(self, orders: pd.DataFrame, as_of: date | None = None) -> pd.DataFrame:
+        """One row per customer with a purchase by the end of ``as_of`` (default: the fit month), sorted.
+
+        Columns :data:`SCORE_COLUMNS`: frequency, recency, T (weeks; :func:`rfm_summary` on the sale lines),
+        p_alive, expected_purchases_next_month (eq. 10 over the next calendar month), expected_purchases_horizon
+        (``horizon_months`` average months), expected_value_per_order (Gamma-Gamma eq. 5 on the net repeat
+        value; customers without repeats or with a non-positive one get the population mean) and clv.
+        """
+        calibration_end, weeks_next_month = _month_bounds(as_of or self.as_of_month)
+        values = purchase_values(orders, calibration_end)
+        summary = _summary(values, calibration_end)
+        if summary.empty:
+            raise ValueError(f"no orders on or before {calibration_end.date()}: nothing to score")
+        x = summary["frequency"].to_numpy(dtype=np.float64)
+        recency = summary["recency"].to_numpy()
+        age = summary["T"].to_numpy()
+        mean_value = summary["monetary_value"].to_numpy()
+        valued = (x > 0) & (mean_value > 0)
+        value_per_order = self.gamma_gamma.conditional_expected_average_value(np.where(valued, x, 0.0), mean_value)
+        monthly_discount_rate = (1.0 + self.annual_discount_rate) ** (1.0 / 12.0) - 1.0
+        purchases_horizon, discounted_purchases = _expected_purchases_by_period(
+            self.bgnbd, x, recency, age, self.horizon_months, monthly_discount_rate, WEEKS_PER_MONTH
+        )
+        scores = pd.DataFrame(
+            {
+                "customer_id": summary.index.to_numpy(),
+                "frequency": summary["frequency"].to_numpy(),
+                "recency": recency,
+                "T": age,
+                "p_alive": self.bgnbd.probability_alive(x, recency, age),
+                "expected_purchases_next_month": self.bgnbd.conditional_expected_purchases(
+                    weeks_next_month, x, recency, age
+                ),
+                "expected_purchases_horizon": purchases_horizon,
+                "expected_value_per_order": value_per_order,
+                # customer_lifetime_value() with the population mean for customers without a usable value.
+                "clv": discounted_purchases * value_per_order,
+            }
+        )
+        scores["customer_id"] = scores["customer_id"].astype("str")
+        return scores[SCORE_COLUMNS]
+
+
+def fit_lifetime_value(
+    orders: pd.DataFrame,
+    as_of: date,
+    horizon_months: int = 12,
+    annual_discount_rate: float = 0.10,
+) -> LifetimeValueModel:
+    """Fit BG/NBD (every customer) and Gamma-Gamma (repeat buyers with a positive net mean value) as of the
+    end of month ``as_of``; later orders are ignored. Identical (x, t_x, T) rows are grouped, so a million
+    customers with daily order dates fit in seconds."""
+    calibration_end, _ = _month_bounds(as_of)
+    values = purchase_values(orders, calibration_end)
+    summary = _summary(values, calibration_end)
+    if summary.empty:
+        raise ValueError(f"no orders on or before {calibration_end.date()}: nothing to score")
+    x = summary["frequency"].to_numpy(dtype=np.float64)
+    bgnbd = BetaGeoNBD().fit(x, summary["recency"].to_numpy(), summary["T"].to_numpy())
+    mean_value = summary["monetary_value"].to_numpy()
+    valued = (x > 0) & (mean_value > 0)
+    if not np.any(valued):
+        raise ValueError(f"no repeat buyer with a positive mean {values.basis}: Gamma-Gamma cannot be fitted")
+    gamma_gamma = GammaGamma().fit(x[valued], mean_value[valued])
+    return LifetimeValueModel(
+        bgnbd=bgnbd,
+        gamma_gamma=gamma_gamma,
+        as_of_month=pd.Timestamp(as_of).date(),
+        value_basis=values.basis,
+        horizon_months=horizon_months,
+        annual_discount_rate=annual_discount_rate,
+        n_customers=len(summary),
+        n_value_customers=int(valued.sum()),
+        notes=values.notes,
+    )
 
 
 def score_customers(
@@ -729,67 +945,50 @@ def score_customers(
 ) -> pd.DataFrame:
     """Fit BG/NBD and Gamma-Gamma on the orders up to the end of month ``as_of`` and score every customer.
 
-    ``orders`` has ``customer_id``, ``order_date`` and ``margin`` (one row per order or order line; lines of
-    the same day are one purchase with their margins summed). ``as_of`` is a month (its first day); the
-    calibration period ends on that month's last day and later orders are ignored. Time unit: weeks.
-
-    Columns returned, one row per customer with an order by then (sorted by ``customer_id``):
-    frequency, recency, T (weeks; see :func:`rfm_summary`), p_alive (BG/NBD), expected_purchases_next_month
-    (eq. 10 over the next calendar month: its days / 7 weeks), expected_purchases_horizon (eq. 10 over
-    ``horizon_months`` average months of 4.348 weeks), expected_margin_per_order (Gamma-Gamma eq. 5; fitted on
-    repeat buyers with a positive mean margin; customers without repeats or with a non-positive mean margin
-    get the population mean p * gamma / (q - 1)) and clv (:func:`customer_lifetime_value` over
-    ``horizon_months`` monthly periods, discounted at the monthly rate (1 + annual)^(1/12) - 1).
-
-    All customers are used for the fits: identical (x, t_x, T) rows are grouped, so a million customers with
-    daily order dates fit in seconds.
+    ``orders`` has ``customer_id``, ``order_date`` and ``margin`` and/or ``revenue`` (one row per order or
+    order line; lines of the same day are one purchase with their values summed). See
+    :func:`fit_lifetime_value` and :meth:`LifetimeValueModel.score`.
     """
-    missing = {"customer_id", "order_date", "margin"} - set(orders.columns)
-    if missing:
-        raise ValueError(f"orders lack column(s) {sorted(missing)}")
-    month_start = pd.Timestamp(as_of)
-    if month_start.day != 1:
-        raise ValueError(f"as_of must be the first day of a month, got {as_of}")
-    days_in_month = calendar.monthrange(month_start.year, month_start.month)[1]
-    calibration_end = month_start + pd.Timedelta(days=days_in_month - 1)
-    next_month = calibration_end + pd.Timedelta(days=1)
-    weeks_next_month = calendar.monthrange(next_month.year, next_month.month)[1] / 7.0
+    model = fit_lifetime_value(orders, as_of, horizon_months, annual_discount_rate)
+    return model.score(orders, as_of)
 
-    summary = rfm_summary(orders, "customer_id", "order_date", "margin", calibration_end, time_unit="W")
-    if summary.empty:
-        raise ValueError(f"no orders on or before {calibration_end.date()}: nothing to score")
+
+def bgnbd_features(
+    orders: pd.DataFrame, as_of_month: date, horizon_days: int, bgnbd: BetaGeoNBD | None = None
+) -> pd.DataFrame:
+    """BG/NBD view of every customer as of the end of ``as_of_month``, as model inputs (index customer_id).
+
+    ``bgnbd_p_alive``, ``bgnbd_p_no_purchase`` (:meth:`BetaGeoNBD.probability_no_purchase` over
+    ``horizon_days``) and ``bgnbd_expected_purchases`` (eq. 10 over ``horizon_days``). The model is fitted on
+    the snapshot itself unless ``bgnbd`` is given (it needs no labels, so it never looks ahead). When the
+    snapshot has no repeat purchase yet the BG/NBD is not identified and the columns are NaN.
+    """
+    calibration_end, _ = _month_bounds(pd.Timestamp(as_of_month).replace(day=1))
+    sales = orders.loc[~_return_lines(orders), ["customer_id", "order_date"]]
+    summary = rfm_summary(sales, "customer_id", "order_date", None, calibration_end, time_unit="W")
+    summary.index = summary.index.astype("str")
+    summary.index.name = "customer_id"
     x = summary["frequency"].to_numpy(dtype=np.float64)
     recency = summary["recency"].to_numpy()
     age = summary["T"].to_numpy()
-    mean_margin = summary["monetary_value"].to_numpy()
-
-    bgnbd = BetaGeoNBD().fit(x, recency, age)
-    valued_repeat_buyers = (x > 0) & (mean_margin > 0)
-    if not np.any(valued_repeat_buyers):
-        raise ValueError("no repeat buyer with a positive mean margin: Gamma-Gamma cannot be fitted")
-    gg = GammaGamma().fit(x[valued_repeat_buyers], mean_margin[valued_repeat_buyers])
-    # Customers without a usable own margin get the population mean (x = 0 in the Gamma-Gamma formula).
-    expected_margin_per_order = gg.conditional_expected_average_value(
-        np.where(valued_repeat_buyers, x, 0.0), mean_margin
-    )
-    monthly_discount_rate = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
-    purchases_horizon, discounted_purchases = _expected_purchases_by_period(
-        bgnbd, x, recency, age, horizon_months, monthly_discount_rate, WEEKS_PER_MONTH
-    )
-    scores = pd.DataFrame(
+    t = horizon_days / 7.0
+    if bgnbd is None:
+        if summary.empty or not np.any(x > 0):
+            nan = np.full(len(summary), np.nan)
+            return pd.DataFrame(
+                {"bgnbd_p_alive": nan, "bgnbd_p_no_purchase": nan, "bgnbd_expected_purchases": nan},
+                index=summary.index,
+            )
+        with warnings.catch_warnings():
+            # A parameter running off to its limit (e.g. everyone drops out alike) still gives the limiting
+            # model's predictions, which is all a model input needs.
+            warnings.filterwarnings("ignore", message="BG/NBD: a parameter runs off", category=RuntimeWarning)
+            bgnbd = BetaGeoNBD().fit(x, recency, age)
+    return pd.DataFrame(
         {
-            "customer_id": summary.index.to_numpy(),
-            "frequency": summary["frequency"].to_numpy(),
-            "recency": recency,
-            "T": age,
-            "p_alive": bgnbd.probability_alive(x, recency, age),
-            "expected_purchases_next_month": bgnbd.conditional_expected_purchases(
-                weeks_next_month, x, recency, age
-            ),
-            "expected_purchases_horizon": purchases_horizon,
-            "expected_margin_per_order": expected_margin_per_order,
-            # customer_lifetime_value() with the population mean for customers without a usable margin.
-            "clv": discounted_purchases * expected_margin_per_order,
-        }
+            "bgnbd_p_alive": bgnbd.probability_alive(x, recency, age),
+            "bgnbd_p_no_purchase": bgnbd.probability_no_purchase(t, x, recency, age),
+            "bgnbd_expected_purchases": bgnbd.conditional_expected_purchases(t, x, recency, age),
+        },
+        index=summary.index,
     )
-    return scores[SCORE_COLUMNS]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import date
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 #: Columns of ``fct_orders`` the features need (``product_line`` is optional: without it, no line shares).
@@ -111,7 +112,8 @@ def _check_orders(orders: pd.DataFrame) -> None:
 
 def _order_columns(orders: pd.DataFrame) -> pd.DataFrame:
     """The narrow frame DuckDB scans (avoids copying unrelated columns of a wide order table)."""
-    columns = [*REQUIRED_ORDER_COLUMNS, *(["product_line"] if "product_line" in orders.columns else [])]
+    optional = [column for column in ("product_line", "is_return") if column in orders.columns]
+    columns = [*REQUIRED_ORDER_COLUMNS, *optional]
     return orders[columns]
 
 
@@ -121,8 +123,16 @@ def _quote_identifier(name: str) -> str:
 
 def _empty_features(product_lines: Sequence[str]) -> pd.DataFrame:
     columns = {c: pd.Series(dtype="float64") for c in FEATURE_COLUMNS}
-    for c in ("frequency", "orders_1m", "orders_3m", "orders_12m", "active_months_12m", "recency_days",
-              "tenure_days", "months_since_last_order"):
+    for c in (
+        "frequency",
+        "orders_1m",
+        "orders_3m",
+        "orders_12m",
+        "active_months_12m",
+        "recency_days",
+        "tenure_days",
+        "months_since_last_order",
+    ):
         columns[c] = pd.Series(dtype="int64")
     columns["is_lapsed"] = pd.Series(dtype="bool")
     columns["top_product_line"] = pd.Series(dtype="str")
@@ -157,8 +167,10 @@ def customer_features(
     Parameters
     ----------
     orders:
-        ``fct_orders``: customer_id, order_date, revenue, margin and (optionally) product_line;
-        one row per order (``order_id`` unique), as in the warehouse mart: ``frequency`` counts rows.
+        ``fct_orders``: customer_id, order_date, revenue, margin and (optionally) product_line and
+        is_return; one row per order line, as in the warehouse mart: ``frequency`` counts sale rows. A return
+        (``is_return``, or without that column a negative revenue) is not an order: it is netted into the
+        revenue and margin sums only. A NULL margin is unknown (a plain transaction log).
     as_of_month:
         The month (its first day); only orders with ``order_date <= month_end(as_of_month)`` are used.
     product_lines:
@@ -173,8 +185,9 @@ def customer_features(
     - ``recency_days``: days from the last order to the month end; ``tenure_days``: from the first order.
     - ``frequency``: lifetime number of orders; ``orders_1m``/``orders_3m``/``orders_12m``: orders in
       the last 1/3/12 calendar months (the as-of month included).
-    - ``revenue_12m``, ``margin_12m``: sums over the last 12 months; ``avg_order_revenue`` and
-      ``avg_order_margin``: lifetime sum divided by ``frequency``.
+    - ``revenue_12m``, ``margin_12m``: net sums over the last 12 months; ``avg_order_revenue`` and
+      ``avg_order_margin``: lifetime net sum divided by ``frequency``. The margin features are NaN for a
+      customer none of whose lines has a known margin (orders without product data).
     - ``active_months_12m``: months of the last 12 with at least one order.
     - ``months_since_last_order``: 0 if the customer ordered in the as-of month.
     - ``line_share__<line>``: the line's share of the customer's lifetime revenue (0 when lifetime revenue is
@@ -194,9 +207,14 @@ def customer_features(
     if product_lines and not has_lines:
         raise ValueError("product_lines were given but orders has no product_line column")
 
+    # A return (``is_return``, or a negative revenue) is not an order: it lowers revenue and margin only.
+    return_flag = (
+        "coalesce(cast(is_return as boolean), false)"
+        if "is_return" in orders.columns
+        else "coalesce(cast(revenue as double) < 0, false)"
+    )
     line_aggregates = "".join(
-        ",\n            coalesce(sum(revenue) filter (where product_line = ?), 0) as "
-        + _quote_identifier("r__" + line)
+        ",\n            coalesce(sum(revenue) filter (where product_line = ?), 0) as " + _quote_identifier("r__" + line)
         for line in product_lines
     )
     sql = f"""
@@ -207,26 +225,28 @@ def customer_features(
                 cast(revenue as double) as revenue,
                 cast(margin as double) as margin,
                 {"product_line" if has_lines else "cast(null as varchar) as product_line"},
+                {return_flag} as is_return,
                 ? - (year(cast(order_date as date)) * 12 + month(cast(order_date as date)) - 1) as months_ago
             from orders
             where cast(order_date as date) <= ?
         )
         select
             customer_id,
-            min(order_date) as first_order_date,
-            max(order_date) as last_order_date,
-            min(months_ago) as months_since_last_order,
-            count(*) as frequency,
-            count(*) filter (where months_ago < 1) as orders_1m,
-            count(*) filter (where months_ago < 3) as orders_3m,
-            count(*) filter (where months_ago < 12) as orders_12m,
+            coalesce(min(order_date) filter (where not is_return), min(order_date)) as first_order_date,
+            coalesce(max(order_date) filter (where not is_return), max(order_date)) as last_order_date,
+            coalesce(min(months_ago) filter (where not is_return), min(months_ago)) as months_since_last_order,
+            count(*) filter (where not is_return) as frequency,
+            count(*) filter (where not is_return and months_ago < 1) as orders_1m,
+            count(*) filter (where not is_return and months_ago < 3) as orders_3m,
+            count(*) filter (where not is_return and months_ago < 12) as orders_12m,
             coalesce(sum(revenue) filter (where months_ago < 12), 0) as revenue_12m,
-            coalesce(sum(margin) filter (where months_ago < 12), 0) as margin_12m,
+            case when count(margin) > 0
+                then coalesce(sum(margin) filter (where months_ago < 12), 0) end as margin_12m,
             coalesce(sum(revenue), 0) as lifetime_revenue,
-            coalesce(sum(margin), 0) as lifetime_margin,
+            case when count(margin) > 0 then sum(margin) end as lifetime_margin,
             -- one bit per month of the last 12 with an order (cheaper than count(distinct month))
             coalesce(bit_count(bit_or(cast(1 as bigint) << cast(months_ago as bigint))
-                filter (where months_ago < 12)), 0) as active_months_12m{line_aggregates}
+                filter (where not is_return and months_ago < 12)), 0) as active_months_12m{line_aggregates}
         from scoped
         group by customer_id
         order by customer_id
@@ -246,10 +266,11 @@ def customer_features(
     for column in ("frequency", "orders_1m", "orders_3m", "orders_12m"):
         features[column] = raw[column].to_numpy("int64")
     features["revenue_12m"] = raw["revenue_12m"].to_numpy("float64")
-    features["margin_12m"] = raw["margin_12m"].to_numpy("float64")
-    frequency = raw["frequency"].to_numpy("float64")
-    features["avg_order_revenue"] = raw["lifetime_revenue"].to_numpy("float64") / frequency
-    features["avg_order_margin"] = raw["lifetime_margin"].to_numpy("float64") / frequency
+    features["margin_12m"] = raw["margin_12m"].to_numpy("float64", na_value=np.nan)
+    orders_placed = raw["frequency"].to_numpy("float64")
+    orders_placed = np.where(orders_placed > 0, orders_placed, np.nan)  # only returns in the history
+    features["avg_order_revenue"] = raw["lifetime_revenue"].to_numpy("float64") / orders_placed
+    features["avg_order_margin"] = raw["lifetime_margin"].to_numpy("float64", na_value=np.nan) / orders_placed
     features["active_months_12m"] = raw["active_months_12m"].to_numpy("int64")
     features["months_since_last_order"] = raw["months_since_last_order"].to_numpy("int64")
 

@@ -58,6 +58,14 @@ RESULT_COLUMNS: list[str] = [
     "roi",
     "planned_treatment_probability",
     "srm_p_value",
+    "relative_uplift_ci_low",
+    "relative_uplift_ci_high",
+    "incremental_revenue_ci_low",
+    "incremental_revenue_ci_high",
+    "revenue_p_value",
+    "margin_p_value",
+    "incremental_profit_ci_low",
+    "incremental_profit_ci_high",
 ]
 
 
@@ -212,18 +220,103 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
     Columns (see :data:`RESULT_COLUMNS`):
 
     - ``uplift = rate_test - rate_control`` with Newcombe's interval (``ci_low``, ``ci_high``) and the z-test
-      ``p_value``; ``relative_uplift = uplift / rate_control`` (NaN when the control rate is 0).
+      ``p_value``; ``relative_uplift = uplift / rate_control`` (NaN when the control rate is 0) with the Katz
+      log interval of the rate ratio (``relative_uplift_ci_low``, ``relative_uplift_ci_high``; Katz et al. 1978,
+      a zero cell gets Haldane's 0.5 correction).
     - ``incremental_revenue = (revenue/customer_test - revenue/customer_control) * n_test``; the same for
-      ``incremental_margin``, with a Welch interval scaled by ``n_test``.
+      ``incremental_margin``; each with a Welch interval scaled by ``n_test`` and Welch's p-value.
     - ``campaign_cost = n_test * contact_cost + incentive_cost * responders_test``.
     - ``incremental_profit = incremental_margin - campaign_cost``; ``roi = incremental_profit / campaign_cost``.
       (Margin is gross margin before the incentive; the voucher of every test responder is a cost, including
-      the responders who would have bought anyway.)
+      the responders who would have bought anyway.) Its interval is the margin's shifted by the (observed) cost.
     - ``srm_p_value``: sample-ratio-mismatch test against the planned split when ``treatment_probability`` is
       given (NaN otherwise).
 
     A campaign without control (or test) customers gets NaN statistics rather than an error.
     """
+    return _measure(_validated(outcomes, offers), ["campaign_id"], offers, confidence)
+
+
+def measure_segments(
+    outcomes: pd.DataFrame, offers: pd.DataFrame, segment: str = "segment", confidence: float = 0.95
+) -> pd.DataFrame:
+    """The same statistics as :func:`measure_campaign`, one row per campaign and value of ``outcomes[segment]``.
+
+    Several segments of one campaign are several tests: ``p_value_holm`` (response uplift) and
+    ``margin_p_value_holm`` are Holm's (1979) step-down adjusted p-values within each campaign, which keep the
+    family-wise error rate at the nominal level whatever the dependence between segments.
+    """
+    frame = _validated(outcomes, offers)
+    if segment not in frame.columns:
+        raise ValueError(f"outcomes has no segment column {segment!r}")
+    frame = frame.assign(**{segment: frame[segment].astype("string").fillna("unknown").astype(str)})
+    result = _measure(frame, ["campaign_id", segment], offers, confidence)
+    result = result.rename(columns={segment: "segment"})
+    result["p_value_holm"] = result.groupby("campaign_id")["p_value"].transform(holm_adjust)
+    result["margin_p_value_holm"] = result.groupby("campaign_id")["margin_p_value"].transform(holm_adjust)
+    return result
+
+
+def holm_adjust(p_values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): ``max_{j<=i} min(1, (m - j + 1) p_(j))`` in sorted order.
+
+    NaN p-values (a segment without control customers) are left NaN and do not count as tests.
+    """
+    values = np.asarray(p_values, dtype="float64")
+    adjusted = np.full(values.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(values))
+    m = len(valid)
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(values[valid], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * values[order])
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def measure_overall(results: pd.DataFrame, confidence: float = 0.95) -> dict[str, float]:
+    """All campaigns of a table of :func:`measure_campaign` results together, stratified by campaign.
+
+    Each campaign is its own randomised experiment, so the overall effect on the contacted customers is the
+    test-size-weighted mean of the campaigns' uplifts, ``sum_k n_t,k d_k / sum_k n_t,k``, with the variance
+    ``sum_k w_k^2 (p_t,k (1 - p_t,k) / n_t,k + p_c,k (1 - p_c,k) / n_c,k)`` (a normal interval; the campaigns are
+    independent). Revenue, margin, cost and profit add up; ``roi = profit / cost``. Campaigns without a
+    control group are left out.
+    """
+    valid = results[(results["n_control"] > 0) & (results["n_test"] > 0)]
+    n_test = valid["n_test"].to_numpy("float64")
+    if len(valid) == 0 or n_test.sum() == 0:
+        return {"campaigns": 0}
+    weights = n_test / n_test.sum()
+    p_t = valid["response_rate_test"].to_numpy("float64")
+    p_c = valid["response_rate_control"].to_numpy("float64")
+    variance = np.sum(
+        weights**2 * (p_t * (1 - p_t) / n_test + p_c * (1 - p_c) / valid["n_control"].to_numpy("float64"))
+    )
+    uplift = float(np.sum(weights * (p_t - p_c)))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    standard_error = float(np.sqrt(variance))
+    cost = float(valid["campaign_cost"].sum())
+    profit = float(valid["incremental_profit"].sum())
+    return {
+        "campaigns": len(valid),
+        "n_test": int(n_test.sum()),
+        "n_control": int(valid["n_control"].sum()),
+        "response_rate_test": float(np.sum(weights * p_t)),
+        "response_rate_control": float(np.sum(weights * p_c)),
+        "uplift": uplift,
+        "ci_low": uplift - z * standard_error,
+        "ci_high": uplift + z * standard_error,
+        "p_value": float(2 * stats.norm.sf(abs(uplift) / standard_error)) if standard_error > 0 else float("nan"),
+        "incremental_revenue": float(valid["incremental_revenue"].sum()),
+        "incremental_margin": float(valid["incremental_margin"].sum()),
+        "campaign_cost": cost,
+        "incremental_profit": profit,
+        "roi": profit / cost if cost > 0 else float("nan"),
+    }
+
+
+def _validated(outcomes: pd.DataFrame, offers: pd.DataFrame) -> pd.DataFrame:
     required = ["campaign_id", "customer_id", "offer_id", "group", "responded", "revenue", "margin"]
     missing = [c for c in required if c not in outcomes.columns]
     if missing:
@@ -232,9 +325,7 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
     if missing_offer_columns:
         raise ValueError(f"offers is missing column(s) {missing_offer_columns}")
     if outcomes.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in RESULT_COLUMNS}).astype(
-            {"campaign_id": "str", "offer_id": "str"}
-        )
+        return outcomes
     unknown_groups = sorted(set(outcomes["group"].unique()) - set(GROUPS))
     if unknown_groups:
         raise ValueError(f"outcomes.group must be 'test' or 'control'; found {unknown_groups}")
@@ -250,33 +341,72 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
     unknown_offers = sorted(set(outcomes["offer_id"]) - set(offers["offer_id"]))
     if unknown_offers:
         raise ValueError(f"offer_id(s) {unknown_offers} are not in the offers table")
-
-    frame = outcomes.assign(
+    return outcomes.assign(
         responded=outcomes["responded"].astype(bool).astype("float64"),
         revenue=outcomes["revenue"].astype("float64"),
         margin=outcomes["margin"].astype("float64"),
     )
-    by_group = frame.groupby(["campaign_id", "group"], sort=True).agg(
+
+
+def _relative_interval(x_t: np.ndarray, n_t: np.ndarray, x_c: np.ndarray, n_c: np.ndarray, confidence: float):
+    """Katz log interval of the rate ratio p_t / p_c, minus 1 (Haldane's 0.5 added to every cell of a table
+    with a zero cell)."""
+    zero = (x_t == 0) | (x_c == 0) | (x_t == n_t) | (x_c == n_c)
+    a, b = np.where(zero, x_t + 0.5, x_t), np.where(zero, x_c + 0.5, x_c)
+    m, k = np.where(zero, n_t + 1.0, n_t), np.where(zero, n_c + 1.0, n_c)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log((a / m) / (b / k))
+        standard_error = np.sqrt(1 / a - 1 / m + 1 / b - 1 / k)
+        low, high = np.exp(log_ratio - z * standard_error) - 1, np.exp(log_ratio + z * standard_error) - 1
+    empty = (n_t == 0) | (n_c == 0)
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def _measure(frame: pd.DataFrame, keys: list[str], offers: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """The statistics of :func:`measure_campaign` for every group of ``keys`` (campaign_id first)."""
+    columns = [*keys[1:], *RESULT_COLUMNS] if keys[1:] else RESULT_COLUMNS
+    if frame.empty:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+        return empty.astype({c: "str" for c in ["campaign_id", "offer_id", *keys[1:]]})
+    by_group = frame.groupby([*keys, "group"], sort=True).agg(
         n=("customer_id", "size"),
         responders=("responded", "sum"),
         revenue=("revenue", "mean"),
+        revenue_var=("revenue", "var"),
         margin=("margin", "mean"),
         margin_var=("margin", "var"),
     )
     wide = by_group.unstack("group")
-    campaigns = wide.index
+    cells = wide.index
     test = {column: _group_column(wide, column, "test") for column in by_group.columns}
     control = {column: _group_column(wide, column, "control") for column in by_group.columns}
 
     proportions = _proportions_difference(
         test["responders"], test["n"], control["responders"], control["n"], confidence
     )
-    margin_welch = _welch(
-        test["margin"], test["margin_var"], test["n"], control["margin"], control["margin_var"], control["n"],
+    revenue_welch = _welch(
+        test["revenue"],
+        test["revenue_var"],
+        test["n"],
+        control["revenue"],
+        control["revenue_var"],
+        control["n"],
         confidence,
     )
-    offer_of_campaign = frame.groupby("campaign_id", sort=True)["offer_id"].first().reindex(campaigns)
-    costs = offers.drop_duplicates("offer_id").set_index("offer_id").loc[offer_of_campaign.to_numpy()]
+    margin_welch = _welch(
+        test["margin"],
+        test["margin_var"],
+        test["n"],
+        control["margin"],
+        control["margin_var"],
+        control["n"],
+        confidence,
+    )
+    campaign_of_cell = cells.get_level_values("campaign_id") if isinstance(cells, pd.MultiIndex) else cells
+    offer_by_campaign = frame.groupby("campaign_id", sort=True)["offer_id"].first()
+    offer_of_cell = offer_by_campaign.reindex(campaign_of_cell).to_numpy()
+    costs = offers.drop_duplicates("offer_id").set_index("offer_id").loc[offer_of_cell]
     contact_cost = costs["contact_cost"].to_numpy("float64")
     incentive_cost = costs["incentive_cost"].to_numpy("float64")
 
@@ -290,20 +420,31 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
         relative_uplift = np.where(
             proportions["rate_control"] > 0, proportions["uplift"] / proportions["rate_control"], np.nan
         )
+    relative_low, relative_high = _relative_interval(
+        test["responders"], n_test, control["responders"], n_control, confidence
+    )
 
     if "treatment_probability" in frame.columns:
-        expected_test = frame.groupby("campaign_id", sort=True)["treatment_probability"].sum().reindex(campaigns)
+        expected_test = frame.groupby(keys, sort=True)["treatment_probability"].sum().reindex(cells)
         n_assigned = n_test + n_control
-        planned_probability = expected_test.to_numpy("float64") / n_assigned
+        with np.errstate(divide="ignore", invalid="ignore"):
+            planned_probability = expected_test.to_numpy("float64") / n_assigned
         srm_p_value = sample_ratio_mismatch_p_value(n_test, n_control, expected_test.to_numpy("float64"))
     else:
-        planned_probability = np.full(len(campaigns), np.nan)
-        srm_p_value = np.full(len(campaigns), np.nan)
+        planned_probability = np.full(len(cells), np.nan)
+        srm_p_value = np.full(len(cells), np.nan)
 
+    key_columns = {
+        key: pd.array(
+            cells.get_level_values(key).astype(str) if isinstance(cells, pd.MultiIndex) else cells.astype(str),
+            dtype="str",
+        )
+        for key in keys
+    }
     result = pd.DataFrame(
         {
-            "campaign_id": pd.array(campaigns.astype(str), dtype="str"),
-            "offer_id": pd.array(offer_of_campaign.astype(str).to_numpy(), dtype="str"),
+            **key_columns,
+            "offer_id": pd.array(pd.Series(offer_of_cell).astype(str).to_numpy(), dtype="str"),
             "n_test": n_test.astype("int64"),
             "n_control": n_control.astype("int64"),
             "responders_test": test["responders"].astype("int64"),
@@ -328,9 +469,17 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
             "roi": roi,
             "planned_treatment_probability": planned_probability,
             "srm_p_value": srm_p_value,
+            "relative_uplift_ci_low": relative_low,
+            "relative_uplift_ci_high": relative_high,
+            "incremental_revenue_ci_low": revenue_welch["ci_low"] * n_test,
+            "incremental_revenue_ci_high": revenue_welch["ci_high"] * n_test,
+            "revenue_p_value": revenue_welch["p_value"],
+            "margin_p_value": margin_welch["p_value"],
+            "incremental_profit_ci_low": margin_welch["ci_low"] * n_test - campaign_cost,
+            "incremental_profit_ci_high": margin_welch["ci_high"] * n_test - campaign_cost,
         }
     )
-    return result[RESULT_COLUMNS]
+    return result[columns].reset_index(drop=True)
 
 
 def _group_column(wide: pd.DataFrame, column: str, group: str) -> np.ndarray:

@@ -1,15 +1,118 @@
-"""Score every customer as of a month: behavioural features, churn risk and lifetime value in one table."""
+"""Score every customer as of a month: features, churn risk, lifetime value, next best product and segment.
+
+The analyse stage fits four models (:func:`fit_scoring_models`) and scores the customer base with them
+(:func:`score_with_models`). Scoring is a pure function of the fitted models, the order history and the month,
+so scores saved once can be reproduced from the saved model artefacts (``models.artefacts``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from models.churn import train_churn_model
-from models.clv import score_customers as score_lifetime_value
-from models.features import customer_features
+from models.churn import DEFAULT_HORIZON_DAYS, BGNBDChurnFallback, ChurnModelResult, fit_churn_model
+from models.clv import LifetimeValueModel, fit_lifetime_value
+from models.features import customer_features, month_start
+from models.propensity import NEXT_BEST_COLUMNS, NoProductDataError, PropensityModel, train_propensity_models
+from models.segmentation import SegmentationModel, fit_segmentation
+
+LIFETIME_VALUE_COLUMNS = [
+    "recency",
+    "T",
+    "p_alive",
+    "expected_purchases_next_month",
+    "expected_purchases_horizon",
+    "expected_value_per_order",
+    "clv",
+]
+"""The BG/NBD + Gamma-Gamma columns of a score row (``frequency`` of the models is ``frequency_clv``)."""
+
+
+@dataclass
+class ScoringModels:
+    """The four fitted models behind one month's customer scores."""
+
+    as_of_month: date
+    churn: ChurnModelResult | BGNBDChurnFallback
+    lifetime_value: LifetimeValueModel
+    segmentation: SegmentationModel
+    propensity: PropensityModel | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_scoring_models(
+    orders: pd.DataFrame,
+    as_of_month: date,
+    contacted: pd.DataFrame | None = None,
+    tiers: pd.Series | None = None,
+    churn_horizon_days: int = DEFAULT_HORIZON_DAYS,
+) -> ScoringModels:
+    """Fit churn, CLV, propensity (when the orders carry product lines) and segmentation as of the month end.
+
+    ``contacted``: (customer_id, month) of test-group contacts, left out of churn training (a contact changes
+    the label). ``tiers``: pyramid tier per customer_id, for the segment profiles.
+    """
+    as_of_month = month_start(as_of_month)
+    notes: list[str] = []
+    lifetime_value = fit_lifetime_value(orders, as_of_month)
+    notes.extend(lifetime_value.notes)
+    churn = fit_churn_model(orders, as_of_month, horizon_days=churn_horizon_days, exclude=contacted)
+    if isinstance(churn, BGNBDChurnFallback):
+        notes.append(f"churn: BG/NBD fallback ({churn.metrics['reason']})")
+    try:
+        propensity = train_propensity_models(orders, as_of_month)
+    except NoProductDataError as error:
+        propensity = None
+        notes.append(str(error))
+    segmentation = fit_segmentation(customer_features(orders, as_of_month), as_of_month, tiers)
+    return ScoringModels(as_of_month, churn, lifetime_value, segmentation, propensity, notes)
+
+
+def score_with_models(
+    orders: pd.DataFrame,
+    as_of_month: date,
+    churn: ChurnModelResult | BGNBDChurnFallback,
+    lifetime_value: LifetimeValueModel,
+    segmentation: SegmentationModel,
+    propensity: PropensityModel | None = None,
+) -> pd.DataFrame:
+    """One row per customer with any order by the month end (lapsed customers included), sorted by id.
+
+    Columns: ``customer_id``, ``churn_probability``, the point-in-time features of ``models.features``, the
+    CLV columns (:data:`LIFETIME_VALUE_COLUMNS`, ``frequency_clv``, ``clv_basis``), the next best product
+    (:data:`models.propensity.NEXT_BEST_COLUMNS`; NULL without product data or when every line is held) and
+    ``segment_id``/``segment``. A customer whose history holds returns only has no BG/NBD view: she gets
+    ``p_alive`` 0 and no expected purchases or value.
+    """
+    as_of_month = month_start(as_of_month)
+    features = customer_features(orders, as_of_month)
+    scores = features.copy()
+    scores.insert(0, "churn_probability", churn.score(orders, as_of_month)["churn_probability"].reindex(scores.index))
+    value = lifetime_value.score(orders, as_of_month).set_index("customer_id")
+    scores = scores.join(value, how="left", rsuffix="_clv")
+    no_purchase = scores["p_alive"].isna()
+    scores.loc[no_purchase, ["p_alive", *LIFETIME_VALUE_COLUMNS[3:]]] = 0.0
+    scores["frequency_clv"] = scores["frequency_clv"].fillna(0).astype("int64")
+    scores["clv_basis"] = lifetime_value.value_basis
+    if propensity is not None:
+        best = propensity.next_best_products(orders, as_of_month).reindex(scores.index)
+    else:
+        best = pd.DataFrame(
+            {
+                "next_best_product": pd.Series(pd.NA, index=scores.index, dtype="str"),
+                "next_best_product_probability": np.nan,
+                "next_best_product_expected_margin": np.nan,
+            },
+            index=scores.index,
+        )
+    scores = scores.join(best[NEXT_BEST_COLUMNS])
+    scores = scores.join(segmentation.assign(features))
+    scores.index.name = "customer_id"
+    return scores.reset_index()
 
 
 @dataclass
@@ -17,28 +120,21 @@ class CustomerScores:
     """The scored customer base and the evidence behind it."""
 
     scores: pd.DataFrame
-    churn_metrics: dict = field(default_factory=dict)
-    churn_model: object | None = None
+    churn_metrics: dict[str, Any] = field(default_factory=dict)
+    churn_model: ChurnModelResult | BGNBDChurnFallback | None = None
+    models: ScoringModels | None = None
 
 
 def score_customer_base(
     orders: pd.DataFrame,
     as_of_month: date,
     contacted: pd.DataFrame | None = None,
-    churn_horizon_months: int = 3,
+    churn_horizon_days: int = DEFAULT_HORIZON_DAYS,
+    tiers: pd.Series | None = None,
 ) -> CustomerScores:
-    """One row per customer with any order by the month end (lapsed customers included).
-
-    Columns: the point-in-time features of `models.features`, `churn_probability` (P(no order in the next
-    `churn_horizon_months` months), a model trained on earlier snapshots), and the BG/NBD + Gamma-Gamma
-    outputs of `models.clv.score_customers` (`p_alive`, `expected_purchases_next_month`, `clv`, ...).
-    `contacted` lists (customer_id, month) of test-group contacts: their rows are left out of churn training,
-    because a contact changes the label.
-    """
-    features = customer_features(orders, as_of_month)
-    lifetime_value = score_lifetime_value(orders, as_of_month).set_index("customer_id")
-    churn = train_churn_model(orders, as_of_month, horizon_months=churn_horizon_months, exclude=contacted)
-    scores = features.join(lifetime_value, how="left", rsuffix="_clv")
-    scores.insert(0, "churn_probability", churn.predict_proba(features))
-    scores.index.name = "customer_id"
-    return CustomerScores(scores=scores.reset_index(), churn_metrics=churn.metrics, churn_model=churn)
+    """Fit every model (:func:`fit_scoring_models`) and score the customer base (:func:`score_with_models`)."""
+    models = fit_scoring_models(orders, as_of_month, contacted, tiers, churn_horizon_days)
+    scores = score_with_models(
+        orders, as_of_month, models.churn, models.lifetime_value, models.segmentation, models.propensity
+    )
+    return CustomerScores(scores=scores, churn_metrics=models.churn.metrics, churn_model=models.churn, models=models)

@@ -1,10 +1,14 @@
 """The targeting policy: which customers a campaign should contact, learned from measured campaigns.
 
-Cold start: while an offer has no measured campaign with enough test and control customers, nobody knows
-who it changes, so its whole budget is spent on a randomised pilot (customers drawn at random from the
-eligible ones, with a control group). Once measured, a T-learner uplift model (Kunzel et al. 2019) trained
-on every measured test and control customer predicts each candidate's incremental margin and response, and
-the campaign contacts the customers with the highest expected incremental profit.
+Cold start: while an offer has no measured campaign to learn from and to test on, nobody knows whom it changes,
+so its whole capacity is spent on a randomised pilot (customers drawn at random from the eligible ones, with a
+control group). Then, every month and per offer, a challenger is trained on every measured campaign but the
+latest (models.uplift: a T-learner uplift model, Kunzel et al. 2019, of response and margin) and predicts the
+latest, held-out campaigns. Those out-of-sample predictions, month after month, calibrate the model's expected
+incremental profit against the randomised outcomes (models.policy_evaluation.ProfitCalibration): a model whose
+predictions carry no information is calibrated to the average profit of a contact, and a customer is contacted
+only when the calibrated profit's lower confidence bound is positive. The challenger replaces the champion
+(refitted on every measured campaign) only when it earns more on the held-out campaigns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,14 @@ import numpy as np
 import pandas as pd
 
 from models.features import FEATURE_COLUMNS
+from models.policy_evaluation import (
+    ChampionDecision,
+    PolicyValue,
+    ProfitCalibration,
+    decide,
+    evaluate_policy,
+    profit_outcome,
+)
 from models.uplift import TLearnerUplift, expected_incremental_profit
 
 # What the uplift model sees of a customer at design time: the behavioural features and the analyse
@@ -22,58 +34,181 @@ from models.uplift import TLearnerUplift, expected_incremental_profit
 UPLIFT_FEATURES = [*FEATURE_COLUMNS, "churn_probability", "p_alive", "expected_purchases_next_month"]
 MIN_TEST_CUSTOMERS = 100
 MIN_CONTROL_CUSTOMERS = 30
+LEARNER = "t_learner_gradient_boosting"
+#: Eligible customers a campaign did not select: not contacted, and not randomised either.
+NOT_SELECTED = "not selected"
 
 
 @dataclass
 class OfferPolicy:
-    """How one offer's audience is chosen."""
+    """How one offer's audience is chosen: a randomised pilot, or an uplift model with its profit calibration."""
 
     offer_id: str
     kind: str  # "uplift_model" or "randomised_pilot"
     model: TLearnerUplift | None = None
     evidence: dict = field(default_factory=dict)
+    learner: str = ""
+    calibration: ProfitCalibration | None = None
 
 
-def learn_offer_policies(measured: pd.DataFrame, offer_ids: list[str], random_state: int = 0) -> dict[str, OfferPolicy]:
-    """One policy per offer from every measured customer (columns: offer_id, campaign_id, group, responded,
-    margin and the design-time UPLIFT_FEATURES)."""
-    policies: dict[str, OfferPolicy] = {}
-    for offer_id in offer_ids:
-        rows = measured[measured["offer_id"] == offer_id] if len(measured) else measured
-        n_test = int((rows["group"] == "test").sum()) if len(rows) else 0
-        n_control = int((rows["group"] == "control").sum()) if len(rows) else 0
-        evidence = {
-            "n_test": n_test,
-            "n_control": n_control,
-            "campaigns": sorted(rows["campaign_id"].unique().tolist()) if len(rows) else [],
-        }
-        if n_test < MIN_TEST_CUSTOMERS or n_control < MIN_CONTROL_CUSTOMERS:
-            evidence["reason"] = (
-                f"needs >= {MIN_TEST_CUSTOMERS} test and >= {MIN_CONTROL_CUSTOMERS} control customers measured"
-            )
-            policies[offer_id] = OfferPolicy(offer_id, "randomised_pilot", None, evidence)
-            continue
-        model = TLearnerUplift(random_state=random_state).fit(
-            rows[UPLIFT_FEATURES],
-            (rows["group"] == "test").astype(int).to_numpy(),
-            rows["responded"].astype(int).to_numpy(),
-            rows["margin"].astype(float).to_numpy(),
-        )
-        policies[offer_id] = OfferPolicy(offer_id, "uplift_model", model, evidence)
-    return policies
+def pilot_policy(offer_id: str, reason: str) -> OfferPolicy:
+    return OfferPolicy(offer_id, "randomised_pilot", None, {"reason": reason, "n_test": 0, "n_control": 0})
+
+
+def fit_offer_policy(rows: pd.DataFrame, offer_id: str, random_state: int = 0) -> OfferPolicy | None:
+    """An uplift-model policy fitted on measured customers of one offer (columns: campaign_id, group, responded,
+    margin and the design-time UPLIFT_FEATURES); None while there are too few test or control customers.
+
+    The treated arm learns from test customers; the untreated arm from control customers and from the eligible
+    customers the campaigns did not select (group ``not selected``): none of them was contacted, and whether an
+    eligible customer was selected depended only on the design-time scores the model sees, so their response
+    given those scores is the response without a contact (selection on observables; the randomised control
+    groups keep every part of the audience represented).
+    """
+    n_test = int((rows["group"] == "test").sum()) if len(rows) else 0
+    n_control = int((rows["group"] == "control").sum()) if len(rows) else 0
+    n_not_selected = int((rows["group"] == NOT_SELECTED).sum()) if len(rows) else 0
+    if n_test < MIN_TEST_CUSTOMERS or n_control < MIN_CONTROL_CUSTOMERS:
+        return None
+    model = TLearnerUplift(random_state=random_state).fit(
+        rows[UPLIFT_FEATURES],
+        (rows["group"] == "test").astype(int).to_numpy(),
+        rows["responded"].astype(int).to_numpy(),
+        rows["margin"].astype(float).to_numpy(),
+    )
+    evidence = {
+        "n_test": n_test,
+        "n_control": n_control,
+        "n_not_selected": n_not_selected,
+        "campaigns": sorted(rows["campaign_id"].unique().tolist()),
+    }
+    return OfferPolicy(offer_id, "uplift_model", model, evidence, LEARNER)
+
+
+def predicted_profit(policy: OfferPolicy, candidates: pd.DataFrame, contact_cost: float, incentive_cost: float):
+    """The model's own (uncalibrated) expected incremental profit per candidate."""
+    predicted = policy.model.predict(candidates[UPLIFT_FEATURES])
+    return expected_incremental_profit(
+        predicted["margin_uplift"].to_numpy(), predicted["p_response_treated"].to_numpy(), contact_cost, incentive_cost
+    )
 
 
 def score_candidates(
     policy: OfferPolicy, candidates: pd.DataFrame, contact_cost: float, incentive_cost: float
-) -> pd.Series:
-    """Expected incremental profit of contacting each candidate (NaN under a randomised pilot)."""
-    if policy.kind != "uplift_model" or candidates.empty:
-        return pd.Series(np.nan, index=candidates.index, name="expected_incremental_profit")
-    predicted = policy.model.predict(candidates[UPLIFT_FEATURES])
-    profit = expected_incremental_profit(
-        predicted["margin_uplift"].to_numpy(),
-        predicted["p_response_treated"].to_numpy(),
-        contact_cost,
-        incentive_cost,
+) -> pd.DataFrame:
+    """Per candidate: ``expected_incremental_profit`` (calibrated) and ``profit_lower_bound`` (its one-sided
+    confidence bound; the campaign contacts a customer only when it is positive). NaN under a randomised pilot;
+    without a calibration the model's own prediction, and no lower bound (nobody is exploited)."""
+    empty = pd.DataFrame(
+        {"expected_incremental_profit": np.nan, "profit_lower_bound": np.nan}, index=candidates.index, dtype=float
     )
-    return pd.Series(profit, index=candidates.index, name="expected_incremental_profit")
+    if policy.kind != "uplift_model" or candidates.empty:
+        return empty
+    raw = predicted_profit(policy, candidates, contact_cost, incentive_cost)
+    if policy.calibration is None:
+        return empty.assign(expected_incremental_profit=raw, profit_lower_bound=-np.inf)
+    return pd.DataFrame(
+        {
+            "expected_incremental_profit": policy.calibration.expected(raw),
+            "profit_lower_bound": policy.calibration.lower_bound(raw),
+        },
+        index=candidates.index,
+    )
+
+
+def _evaluate(policy: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]) -> PolicyValue:
+    scored = score_candidates(policy, held_out, *costs)
+    if policy.kind != "uplift_model":
+        return evaluate_policy(held_out, scored["expected_incremental_profit"].to_numpy(), *costs)
+    selected = (scored["profit_lower_bound"] > 0).to_numpy()
+    return evaluate_policy(held_out, scored["expected_incremental_profit"].to_numpy(), *costs, selected=selected)
+
+
+def improve_policies(
+    measured: pd.DataFrame,
+    offers: pd.DataFrame,
+    champions: dict[str, OfferPolicy] | None,
+    calibration_evidence: pd.DataFrame | None = None,
+    random_state: int = 0,
+) -> tuple[dict[str, OfferPolicy], list[ChampionDecision], pd.DataFrame]:
+    """Per offer of ``offers`` (offer_id, contact_cost, incentive_cost): the policy to deploy, the
+    champion/challenger decision behind it, and the new calibration evidence.
+
+    ``measured``: every measured customer so far (campaign_id, offer_id, delivery_month, group in test,
+    control or ``not selected``, treatment_probability, responded, margin and the design-time UPLIFT_FEATURES);
+    ``champions``: the policies deployed last month (None or missing offers: a randomised pilot);
+    ``calibration_evidence``: earlier months' out-of-sample predictions (offer_id, predicted_profit,
+    profit_outcome), to which this month's challenger adds its predictions on the held-out campaigns.
+
+    While a pilot is in use, the first model that can be trained and calibrated ends the pilot (there is no
+    model to compare it with). After that, the challenger replaces the champion only when it earns more on the
+    held-out campaigns (models.policy_evaluation).
+    """
+    deployed: dict[str, OfferPolicy] = {}
+    decisions: list[ChampionDecision] = []
+    new_evidence = []
+    for offer in offers.itertuples(index=False):
+        offer_id = str(offer.offer_id)
+        champion = (champions or {}).get(offer_id) or pilot_policy(offer_id, "no policy deployed before")
+        rows = measured[measured["offer_id"] == offer_id] if len(measured) else measured
+        if rows.empty:
+            deployed[offer_id] = champion
+            decisions.append(decide(offer_id, [], None, None))
+            continue
+        costs = (float(offer.contact_cost), float(offer.incentive_cost))
+        latest = rows["delivery_month"].max()
+        randomised = rows["group"].isin(("test", "control"))
+        held_out = rows[(rows["delivery_month"] == latest) & randomised].reset_index(drop=True)
+        challenger = fit_offer_policy(rows[rows["delivery_month"] < latest], offer_id, random_state)
+        if challenger is not None and len(held_out):
+            new_evidence.append(
+                pd.DataFrame(
+                    {
+                        "offer_id": offer_id,
+                        "campaign_id": held_out["campaign_id"].to_numpy(),
+                        "customer_id": held_out["customer_id"].to_numpy(),
+                        "delivery_month": held_out["delivery_month"].to_numpy(),
+                        "predicted_profit": predicted_profit(challenger, held_out, *costs),
+                        "profit_outcome": profit_outcome(held_out, *costs),
+                    }
+                )
+            )
+        pieces = [e for e in (calibration_evidence, *new_evidence) if e is not None and len(e)]
+        evidence = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=["offer_id"])
+        mine = evidence[evidence["offer_id"] == offer_id]
+        calibration = (
+            ProfitCalibration.fit(mine["predicted_profit"].to_numpy(), mine["profit_outcome"].to_numpy())
+            if len(mine)
+            else None
+        )
+        if challenger is not None:
+            challenger.calibration = calibration
+        champion_value = _evaluate(champion, held_out, costs) if len(held_out) else None
+        challenger_value = _evaluate(challenger, held_out, costs) if challenger is not None and len(held_out) else None
+        if champion.kind != "uplift_model" and challenger is not None and calibration is not None:
+            decision = ChampionDecision(
+                offer_id,
+                sorted(held_out["campaign_id"].unique()),
+                champion_value,
+                challenger_value,
+                True,
+                "the first calibrated model ends the randomised pilot",
+            )
+        else:
+            decision = decide(offer_id, sorted(held_out["campaign_id"].unique()), champion_value, challenger_value)
+        decision.evidence = {
+            "champion_kind": champion.kind,
+            "champion_trained_on": ", ".join(champion.evidence.get("campaigns", [])),
+            "challenger_trained_on": "" if challenger is None else ", ".join(challenger.evidence["campaigns"]),
+            **(calibration.as_dict() if calibration is not None else {}),
+        }
+        decisions.append(decision)
+        if decision.promoted:
+            refitted = fit_offer_policy(rows, offer_id, random_state)
+            if refitted is not None:
+                refitted.calibration = calibration
+            deployed[offer_id] = refitted if refitted is not None else challenger
+        else:
+            deployed[offer_id] = champion
+    evidence_frame = pd.concat(new_evidence, ignore_index=True) if new_evidence else pd.DataFrame()
+    return deployed, decisions, evidence_frame

@@ -2,46 +2,70 @@
 
 crm-loop run --cycles 6        run the next six months, one Dagster run each, stopping at a failure
 crm-loop run --month 2025-03   re-run one month already reached (its predecessor must have succeeded)
-crm-loop status                months completed and the next month to run
-crm-loop report                the measured campaigns (loop_summary.csv)
-crm-loop prepare               parse the dbt project (writes the manifest Dagster loads)
+crm-loop backfill --from 2025-01 --to 2025-06
+                               run a range of months in order: months reached are re-run, later ones advance
+crm-loop status                months completed, the next month, runs in progress or failed
+crm-loop report                the campaigns measured in the last month (--all: every month)
+crm-loop prepare               parse the dbt project (writes the manifest Dagster loads) and the Dagster instance
+crm-loop import-orders LOG --to DIR --columns customer_id,order_date,quantity,amount
+                               turn a transaction log into DIR/orders/<YYYY-MM>.csv for CRM_SOURCE=files
+crm-loop approve --month 2025-03 --by NAME
+                               approve the plan designed in a month (outside simulation execute waits for it)
+crm-loop forget CUSTOMER_ID    erase a customer's personal data from the warehouse and the exports (recorded)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
+import uuid
+import warnings
 from datetime import date
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
+from orchestration.jobs import LoopOrderError, completed_months, months_between, months_to_run
 from orchestration.settings import ConfigurationError, Settings, load_settings
 
-INSTANCE_CONFIG = """\
-# Dagster instance of the CRM loop (runs, materialisations, check results), kept under CRM_HOME.
+__all__ = ["LoopOrderError", "completed_months", "main", "months_to_run", "prepare_instance", "run_cycles"]
+
+INSTANCE_HEADER = "# Dagster instance of the CRM loop (runs, materialisations, check results), kept under CRM_HOME."
+INSTANCE_CONFIG = f"""\
+{INSTANCE_HEADER}
+# Written by `crm-loop prepare`; edit freely after removing the line above (it is then left alone).
 telemetry:
   enabled: false
 concurrency:
+  # DuckDB admits one process: one run at a time (runs wait in the queue, in the order they were launched),
+  runs:
+    max_concurrent_runs: 1
+  # and one step at a time in the pools of the steps that open the warehouse (`duckdb`).
   pools:
     default_limit: 1
 """
 
 
-class LoopOrderError(RuntimeError):
-    """A month was asked for out of order."""
+class SetupError(RuntimeError):
+    """Something the loop needs is not prepared (the dbt manifest, the Dagster instance)."""
 
 
 def prepare_instance(settings: Settings) -> Path:
-    """Create the Dagster home under CRM_HOME (telemetry off) and point DAGSTER_HOME at it."""
+    """Create the Dagster home under CRM_HOME (telemetry off, one run at a time, pools of one) and point
+    DAGSTER_HOME at it. A dagster.yaml written by an older release is updated; one edited by hand (its first
+    line changed) is left as it is."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    current = config.read_text() if config.exists() else None
+    if current is None or (current.startswith(INSTANCE_HEADER) and current != INSTANCE_CONFIG):
         config.write_text(INSTANCE_CONFIG)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -67,71 +91,182 @@ def prepare_dbt() -> None:
     )
 
 
-def completed_months(instance) -> list[date]:
-    """Months whose loop run succeeded, in order."""
-    from dagster import DagsterRunStatus, RunsFilter
-
-    from orchestration.jobs import LOOP_JOB_NAME
-
-    runs = instance.get_runs(filters=RunsFilter(job_name=LOOP_JOB_NAME, statuses=[DagsterRunStatus.SUCCESS]))
-    keys = {run.tags.get("dagster/partition") for run in runs}
-    return sorted(date.fromisoformat(key) for key in keys if key)
-
-
-def months_to_run(settings: Settings, done: list[date], cycles: int, month: date | None) -> list[date]:
-    """The months a `run` command launches, in order; refuses a month whose predecessor has not succeeded."""
-    from orchestration.partitions import next_month, previous_month
-
-    upcoming = next_month(done[-1]) if done else settings.start_month
-    if month is None:
-        months, current = [], upcoming
-        for _ in range(cycles):
-            months.append(current)
-            current = next_month(current)
-        return months
-    if month < settings.start_month:
-        raise LoopOrderError(f"{month:%Y-%m} is before the first month of the loop ({settings.start_month:%Y-%m})")
-    if month > upcoming:
-        raise LoopOrderError(
-            f"cannot run {month:%Y-%m}: the loop advances one month at a time and "
-            f"{previous_month(month):%Y-%m} has not succeeded. Run {upcoming:%Y-%m} first."
-        )
-    return [month]
-
-
 def _print_table(rows: list[dict]) -> None:
     if rows:
         print(pd.DataFrame(rows).to_string(index=False), flush=True)
 
 
-def run_cycles(settings: Settings, cycles: int, month: date | None = None, quiet: bool = False) -> list[dict]:
-    """Launch the loop job month by month (each month starts only after the previous one succeeded)."""
+# ------------------------------------------------------------------------------------------- progress
+class RunProgress:
+    """Shows a Dagster run's steps as they happen, read from the instance's event log.
+
+    On a terminal: one line redrawn in place (month, a bar, steps done, the running step, elapsed time).
+    Elsewhere (a log file, CI): one line per finished step with its duration.
+    """
+
+    EVENTS = ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
+
+    def __init__(self, instance, run_id: str, label: str, total_steps: int, stream: TextIO | None = None):
+        self.instance, self.run_id, self.label, self.total = instance, run_id, label, max(total_steps, 1)
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.done, self.failed, self.running = 0, 0, ""
+        self.started: dict[str, float] = {}
+        self._cursor: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"progress-{label}", daemon=True)
+        self._begin = time.monotonic()
+
+    def __enter__(self) -> RunProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._poll()
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                self._poll()
+            except Exception:  # the run's event log may not exist yet; progress is best effort
+                continue
+            if self.live:
+                self._draw()
+
+    def _poll(self) -> None:
+        from dagster import DagsterEventType
+
+        kinds = {DagsterEventType(name) for name in self.EVENTS}
+        connection = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, of_type=kinds)
+        self._cursor = connection.cursor
+        for record in connection.records:
+            entry = record.event_log_entry
+            kind, step = entry.dagster_event_type, entry.step_key or ""
+            if kind == DagsterEventType.STEP_START:
+                self.started[step], self.running = entry.timestamp, step
+                continue
+            self.done += 1
+            self.failed += kind == DagsterEventType.STEP_FAILURE
+            seconds = entry.timestamp - self.started.get(step, entry.timestamp)
+            if not self.live:
+                outcome = {"STEP_SUCCESS": "ok", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[kind.value]
+                print(
+                    f"  {self.label}  {self.done:>2}/{self.total}  {step:<58} {outcome:<7} {seconds:6.1f} s",
+                    file=self.stream,
+                    flush=True,
+                )
+
+    def _draw(self) -> None:
+        width = 24
+        filled = round(width * min(self.done / self.total, 1))
+        elapsed = int(time.monotonic() - self._begin)
+        failed = f"  {self.failed} failed" if self.failed else ""
+        line = (
+            f"{self.label}  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} steps  "
+            f"{elapsed // 60}:{elapsed % 60:02d}  {self.running}{failed}"
+        )
+        columns = 120
+        with contextlib.suppress(OSError, ValueError):
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        self.stream.write("\r\033[K" + line[: columns - 1])
+        self.stream.flush()
+
+
+# ----------------------------------------------------------------------------------------- running
+def _quiet_logging_config(verbose: bool) -> dict:
+    """Dagster's console log at DEBUG (verbose) or only critical messages (the progress display instead)."""
+    return {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}}}
+
+
+def _load_definitions(settings: Settings):
+    """The loop's definitions, or a SetupError that says how to prepare them."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not manifest.exists():
+        raise SetupError(f"the dbt manifest {manifest} does not exist: run `crm-loop prepare` (or `make install`)")
+    from orchestration.definitions import build_definitions
+
+    return build_definitions(settings)
+
+
+def _refuse_if_busy(instance) -> None:
+    from orchestration.jobs import describe_run, runs_in_flight
+    from orchestration.resources.lock import recover_dead_runs
+
+    recover_dead_runs(instance)  # a run whose process was killed is failed, not "in progress" forever
+    in_flight = runs_in_flight(instance)
+    if in_flight:
+        raise LoopOrderError(
+            f"a loop run is in progress in the Dagster instance: {describe_run(in_flight[0])}. Months run one at "
+            "a time: wait for it to finish (follow it with `make ui` or `crm-loop status`), then try again."
+        )
+
+
+def _run_tags(settings: Settings, month: date, launched_by: str) -> dict[str, str]:
+    from orchestration.jobs import FILES_TAG, LAUNCHED_BY_TAG, files_of_month, fingerprint
+
+    tags = {LAUNCHED_BY_TAG: launched_by}
+    if settings.source == "files":
+        # A badly named file: no fingerprint here; collect names the file and the rule when the run reads it.
+        with contextlib.suppress(Exception):
+            tags[FILES_TAG] = fingerprint(files_of_month(settings.files_dir, month, month == settings.start_month))
+    return tags
+
+
+def run_months(
+    settings: Settings,
+    plan_months,
+    quiet: bool = False,
+    verbose: bool = False,
+    launched_by: str = "crm-loop run",
+) -> list[dict]:
+    """Launch the loop job for the months `plan_months(done)` returns, one run each, in order; each month
+    starts only after the previous one succeeded. Prints progress and the cycle table unless `quiet`."""
     prepare_instance(settings)
     from dagster import DagsterInstance
 
-    from orchestration.definitions import build_definitions
     from orchestration.jobs import LOOP_JOB_NAME
     from orchestration.reports import cycle_row, write_loop_summary
     from orchestration.resources.lock import warehouse_lock
 
-    defs = build_definitions(settings)
-    resources = defs.resources
-    warehouse, source = resources["warehouse"], resources["source"]
-    job = defs.resolve_job_def(LOOP_JOB_NAME)
     rows: list[dict] = []
     with DagsterInstance.get() as instance:
-        plan = months_to_run(settings, completed_months(instance), cycles, month)
-        for current in plan:
+        _refuse_if_busy(instance)
+        plan = plan_months(completed_months(instance))
+        defs = _load_definitions(settings)
+        resources = defs.resources
+        warehouse, source = resources["warehouse"], resources["source"]
+        job = defs.resolve_job_def(LOOP_JOB_NAME)
+        steps = len(job.graph.nodes)
+        for position, current in enumerate(plan, start=1):
             started = time.monotonic()
+            run_id = str(uuid.uuid4())
+            label = f"{current:%Y-%m}" + (f" ({position} of {len(plan)})" if len(plan) > 1 else "")
+            log_file = settings.home / "logs" / f"{current:%Y-%m}-{run_id[:8]}.log"
             with warehouse_lock(settings.warehouse_path, f"crm-loop run {current:%Y-%m}"):
-                result = job.execute_in_process(
-                    partition_key=current.isoformat(), instance=instance, raise_on_error=False
+                result = _execute_month(
+                    job,
+                    instance,
+                    current,
+                    run_id,
+                    _run_tags(settings, current, launched_by),
+                    progress=None if quiet or verbose else RunProgress(instance, run_id, label, steps),
+                    log_file=None if verbose else log_file,
+                    verbose=verbose,
                 )
             if not result.success:
                 failure = _first_failure(result)
+                remaining = plan[position:]
+                later = f" {', '.join(f'{m:%Y-%m}' for m in remaining)} not started." if remaining else ""
+                output = f" dbt and library output: {log_file}." if not verbose else ""
                 raise RuntimeError(
                     f"the loop failed in {current:%Y-%m} (run {result.run_id}): {failure}\n"
-                    "Later months were not started. Fix the cause and run `crm-loop run` again."
+                    f"Later months wait for it.{later} Fix the cause, then `crm-loop run --month {current:%Y-%m}` "
+                    f"(the run's events: `make ui`, Runs).{output}"
                 )
             row = {**cycle_row(warehouse, current), "seconds": round(time.monotonic() - started, 1)}
             rows.append(row)
@@ -146,13 +281,129 @@ def run_cycles(settings: Settings, cycles: int, month: date | None = None, quiet
     return rows
 
 
+def _execute_month(job, instance, month: date, run_id: str, tags, progress, log_file: Path | None, verbose: bool):
+    """One loop run in this process. Output that dbt and the libraries print goes to `log_file` (when given),
+    so that the progress display stays readable."""
+    with contextlib.ExitStack() as stack:
+        if progress is not None:
+            stack.enter_context(progress)
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log = stack.enter_context(log_file.open("a", encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(log))
+            stack.enter_context(contextlib.redirect_stderr(log))
+        return job.execute_in_process(
+            partition_key=month.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_id=run_id,
+            tags=tags,
+            run_config=_quiet_logging_config(verbose),
+        )
+
+
+def run_cycles(
+    settings: Settings, cycles: int, month: date | None = None, quiet: bool = False, verbose: bool = False
+) -> list[dict]:
+    """Launch the loop job month by month (each month starts only after the previous one succeeded)."""
+    return run_months(settings, lambda done: months_to_run(settings, done, cycles, month), quiet, verbose)
+
+
+def backfill(settings: Settings, first: date, last: date, quiet: bool = False, verbose: bool = False) -> list[dict]:
+    """Run every month from `first` to `last`, in order, stopping at the first failure."""
+    return run_months(
+        settings,
+        lambda done: months_between(settings, done, first, last),
+        quiet,
+        verbose,
+        launched_by=f"crm-loop backfill {first:%Y-%m}..{last:%Y-%m}",
+    )
+
+
 def _first_failure(result) -> str:
     for event in result.all_events:
         if event.is_failure and event.event_specific_data is not None:
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
-                return f"step {event.step_key}: {error.message.strip()}"
+                return f"step {event.step_key}: {_root_message(error)}"
     return "see the run in the Dagster UI (make ui)"
+
+
+def _root_message(error) -> str:
+    """The innermost cause of a serialised Dagster error (the user's exception, not the wrapper)."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+# ------------------------------------------------------------------------------------ status, report
+def show_status(settings: Settings) -> None:
+    prepare_instance(settings)
+    from dagster import DagsterInstance
+
+    from orchestration.jobs import describe_run, loop_position
+    from orchestration.resources.lock import recover_dead_runs
+
+    with DagsterInstance.get() as instance:
+        for run_id in recover_dead_runs(instance):  # killed runs are failures, not "in progress" forever
+            print(f"run {run_id[:8]}: its process is gone (killed or crashed); marked as failed")
+        position = loop_position(instance, settings.start_month)
+    done = position.completed
+    print(f"CRM_HOME: {settings.home}  (source: {settings.source}, channel: {settings.channel})")
+    print(f"months completed: {_month_ranges(done) or 'none'}")
+    print(f"next month: {position.upcoming:%Y-%m}")
+    for run in position.in_flight:
+        print(f"in progress: {describe_run(run)}")
+    if position.failed:
+        print(
+            f"last attempt failed: {describe_run(position.last_attempt)}; re-run it with "
+            f"`crm-loop run --month {position.upcoming:%Y-%m}`"
+        )
+
+
+def _month_ranges(months: list[date]) -> str:
+    """`2025-01 .. 2025-06, 2025-09` (runs of consecutive months collapsed)."""
+    from orchestration.partitions import next_month
+
+    spans: list[list[date]] = []
+    for month in months:
+        if spans and next_month(spans[-1][-1]) == month:
+            spans[-1].append(month)
+        else:
+            spans.append([month])
+    return ", ".join(
+        f"{span[0]:%Y-%m}" if len(span) == 1 else f"{span[0]:%Y-%m} .. {span[-1]:%Y-%m} ({len(span)})" for span in spans
+    )
+
+
+def show_report(settings: Settings, month: date | None = None, every_month: bool = False) -> int:
+    """Print the measured campaigns of the last month measured (or `month`, or every month)."""
+    summary_file = settings.reports_dir / "loop_summary.csv"
+    if not summary_file.exists():
+        print(f"no report yet: {summary_file} does not exist (run `crm-loop run` first)")
+        return 1
+    summary = pd.read_csv(summary_file, dtype={"month": str})
+    if summary.empty:
+        print(f"no campaign measured yet ({summary_file}): a campaign is measured in the month after its design")
+        return 1
+    if every_month:
+        shown, title = summary, f"Every measured campaign ({summary_file})"
+    else:
+        wanted = f"{month:%Y-%m}" if month else summary["month"].max()
+        shown = summary[summary["month"] == wanted]
+        if shown.empty:
+            print(f"no campaign measured in {wanted}; months measured: {', '.join(sorted(summary['month'].unique()))}")
+            return 1
+        title = f"Campaigns delivered and measured in {wanted} ({summary_file}; --all for every month)"
+    print(title)
+    print(shown.to_string(index=False, float_format=lambda value: f"{value:.4f}"))
+    if not every_month:
+        total = summary["incremental_profit"].sum()
+        print(f"\nall months: {len(summary)} campaigns, incremental profit {total:,.2f}")
+        extra = sorted(path for path in settings.reports_dir.glob(f"*{wanted}*") if path.is_file())
+        for path in extra:
+            print(f"report: {path}")
+    return 0
 
 
 def _month_argument(text: str) -> date:
@@ -224,45 +475,119 @@ def import_orders(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _quiet_library_warnings() -> None:
+    """Warnings meant for the authors of Dagster definitions, not for the person running the loop."""
+    try:
+        from dagster._utils.warnings import BetaWarning, PreviewWarning
+    except ImportError:  # a Dagster without these categories
+        return
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
+
+
+def _add_approve_parser(commands) -> None:
+    command = commands.add_parser(
+        "approve",
+        help="approve the campaign plan designed in a month (needed before execute outside simulation)",
+    )
+    command.add_argument("--month", type=_month_argument, required=True, help="the month the plan was designed in")
+    command.add_argument("--by", required=True, help="who approves (recorded with the approval)")
+    command.add_argument("--hash", dest="plan_hash", help="approve only if the plan still has this hash (prefix)")
+
+
+def approve_plan(settings: Settings, args) -> int:
+    from orchestration.campaign_records import approve_from_command_line
+    from orchestration.resources import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    print(approve_from_command_line(warehouse, args.month, args.by, args.plan_hash))
+    return 0
+
+
+def forget_customer(settings: Settings, args) -> int:
+    """`crm-loop forget CUSTOMER_ID`: erase the customer's personal data (orchestration.privacy)."""
+    from orchestration.privacy import forget
+    from orchestration.resources import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    erasure = forget(
+        warehouse, args.customer_id, home=settings.home, exports_dir=settings.exports_dir, requested_by=args.by
+    )
+    print(erasure.describe(args.customer_id))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crm-loop", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run monthly cycles of the loop, in order")
     run.add_argument("--cycles", type=int, default=1, help="how many months to advance (default 1)")
     run.add_argument("--month", type=_month_argument, help="re-run this month (YYYY-MM) instead")
-    commands.add_parser("status", help="months completed and the next month to run")
-    commands.add_parser("report", help="print the measured campaigns")
-    commands.add_parser("prepare", help="parse the dbt project (writes the manifest)")
+    fill = commands.add_parser(
+        "backfill",
+        help="run a range of months in order (re-run months reached, then advance)",
+        description=(
+            "Run every month from --from to --to, one Dagster run each, strictly in month order, stopping at the "
+            "first failure. Months the loop already reached are re-run (same tables, nothing re-sent); months "
+            "after them advance the loop. --from may not lie beyond the next month of the loop."
+        ),
+    )
+    fill.add_argument("--from", dest="first", type=_month_argument, required=True, help="first month (YYYY-MM)")
+    fill.add_argument("--to", dest="last", type=_month_argument, required=True, help="last month (YYYY-MM)")
+    for command in (run, fill):
+        command.add_argument(
+            "--verbose", action="store_true", help="print Dagster's full event log instead of the progress display"
+        )
+    commands.add_parser("status", help="months completed, the next month, runs in progress or failed")
+    report = commands.add_parser("report", help="the campaigns measured in the last month (or --month, --all)")
+    report.add_argument("--month", type=_month_argument, help="the campaigns delivered in this month (YYYY-MM)")
+    report.add_argument("--all", action="store_true", help="every measured campaign of every month")
+    commands.add_parser("prepare", help="parse the dbt project (writes the manifest) and set up the Dagster instance")
     _add_import_parser(commands)
+    _add_approve_parser(commands)
+    forget = commands.add_parser("forget", help="erase a customer's personal data (warehouse, exports), recorded")
+    forget.add_argument("customer_id", help="the customer_id to forget")
+    forget.add_argument("--by", default="crm-loop forget", help="who asked (recorded with the erasure)")
     args = parser.parse_args(argv)
+    _quiet_library_warnings()
     try:
         settings = load_settings()
         if args.command == "prepare":
             prepare_dbt()
+            print(f"dbt manifest written; Dagster instance in {prepare_instance(settings)}")
+        elif args.command in ("import-orders", "import"):
+            return import_orders(args, settings)
         elif args.command == "run":
             if args.cycles < 1:
                 parser.error("--cycles must be at least 1")
-            run_cycles(settings, args.cycles, args.month)
+            run_cycles(settings, args.cycles, args.month, verbose=args.verbose)
+        elif args.command == "backfill":
+            backfill(settings, args.first, args.last, verbose=args.verbose)
         elif args.command == "status":
-            prepare_instance(settings)
-            from dagster import DagsterInstance
-
-            with DagsterInstance.get() as instance:
-                done = completed_months(instance)
-            print(f"CRM_HOME: {settings.home}")
-            print(f"months completed: {', '.join(f'{m:%Y-%m}' for m in done) or 'none'}")
-            print(f"next month: {months_to_run(settings, done, 1, None)[0]:%Y-%m}")
-        elif args.command in ("import-orders", "import"):
-            return import_orders(args, settings)
+            show_status(settings)
         elif args.command == "report":
-            summary_file = settings.reports_dir / "loop_summary.csv"
-            if not summary_file.exists():
-                print(f"no report yet: {summary_file} does not exist (run `crm-loop run` first)")
-                return 1
-            print(pd.read_csv(summary_file).to_string(index=False))
-    except (ConfigurationError, LoopOrderError, RuntimeError) as error:
+            return show_report(settings, args.month, args.all)
+        elif args.command == "approve":
+            return approve_plan(settings, args)
+        elif args.command == "forget":
+            return forget_customer(settings, args)
+    except subprocess.CalledProcessError as error:
+        print(
+            f"crm-loop: {' '.join(map(str, error.cmd[:2]))} failed (exit {error.returncode}); see above",
+            file=sys.stderr,
+        )
+        return 2
+    except (ConfigurationError, LoopOrderError, SetupError, RuntimeError) as error:
         print(f"crm-loop: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "\ncrm-loop: interrupted; the month in progress did not complete. `crm-loop status` shows where the "
+            "loop stands; run that month again when ready.",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

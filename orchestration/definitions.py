@@ -1,15 +1,22 @@
-"""Assembles the loop's assets, checks, resources and jobs (no logic here)."""
+"""Assembles the loop's assets, checks, resources, job, schedule and sensors (no logic here)."""
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+    map_asset_specs,
+)
 from dagster_dbt import DbtCliResource
 
-from orchestration import checks
-from orchestration.assets import analyse, collect, design, execute, improve, measure, warehouse
+from orchestration import checks, gates
+from orchestration.assets import analyse, charts, collect, design, execute, improve, measure, warehouse
 from orchestration.assets.warehouse import dbt_project
 from orchestration.dbt_cli import dbt_executable
-from orchestration.jobs import crm_loop_job
+from orchestration.jobs import build_schedules, build_sensors, crm_loop_job
 from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
 from orchestration.settings import Settings, load_settings
 
@@ -38,12 +45,26 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def with_gate_kind(assets: list, gate_checks: list) -> list[AssetsDefinition]:
+    """Adds the `great_expectations` kind to every asset a Great Expectations gate validates, so that the
+    graph shows which outputs are gated."""
+    gated = {check_key.asset_key for check in gate_checks for check_key in check.check_keys}
+
+    def mark(spec: AssetSpec) -> AssetSpec:
+        return spec.merge_attributes(kinds={"great_expectations"}) if spec.key in gated else spec
+
+    return map_asset_specs(mark, assets)
+
+
 def build_definitions(settings: Settings) -> Definitions:
     """The loop's definitions wired to the source, channel and warehouse of `settings`."""
+    assets = load_assets_from_modules([collect, warehouse, analyse, charts, measure, improve, design, execute])
     return Definitions(
-        assets=load_assets_from_modules([collect, warehouse, analyse, measure, improve, design, execute]),
-        asset_checks=load_asset_checks_from_modules([checks]),
+        assets=with_gate_kind(assets, load_asset_checks_from_modules([gates])),
+        asset_checks=load_asset_checks_from_modules([checks, gates, design, execute, measure, improve]),
         jobs=[crm_loop_job],
+        schedules=build_schedules(settings),
+        sensors=build_sensors(settings),
         resources=build_resources(settings),
     )
 

@@ -134,7 +134,7 @@ SEGMENT_RESULTS_TABLE = "campaigns.campaign_segment_results"
 POLICY_DECISIONS_TABLE = "campaigns.policy_decisions"
 
 # Columns the design stage adds to the plan (PLAN_SCHEMA holds the columns every plan has).
-PLAN_EXTRA_COLUMNS: dict[str, str] = {"policy_version": "varchar"}
+PLAN_EXTRA_COLUMNS: dict[str, str] = {"policy_version": "varchar", "profit_lower_bound": "double"}
 
 
 def customer_value(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
@@ -188,4 +188,44 @@ def plan_designed_in(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
     return warehouse.query(
         f"select * from {PLAN_TABLE} where designed_in_month = ? order by campaign_id, customer_id",
         [pd.Timestamp(month)],
+    )
+
+
+AUDIENCE_OUTCOMES_TABLE = "campaigns.audience_outcomes"
+CALIBRATION_EVIDENCE_TABLE = "campaigns.policy_calibration_evidence"
+
+
+def not_selected_audience(warehouse: WarehouseResource, delivery_month: date) -> pd.DataFrame:
+    """Eligible customers of the campaigns delivered in `delivery_month` that no campaign selected (one row per
+    offer and customer): not contacted, and not randomised either."""
+    if not warehouse.table_exists(DECISIONS_TABLE):
+        return pd.DataFrame(columns=["campaign_id", "offer_id", "customer_id", "designed_in_month"])
+    return warehouse.query(
+        f"""
+        select min(campaign_id) as campaign_id, offer_id, customer_id, min(designed_in_month) as designed_in_month
+        from {DECISIONS_TABLE}
+        where delivery_month = ? and eligible and decision = 'not selected'
+          and customer_id not in (select customer_id from {PLAN_TABLE} where delivery_month = ?)
+        group by offer_id, customer_id
+        order by offer_id, customer_id
+        """,
+        [pd.Timestamp(delivery_month), pd.Timestamp(delivery_month)],
+    )
+
+
+def audience_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
+    """Every not-selected eligible customer of campaigns delivered by `up_to_month`, with the design-time scores
+    (as `measured_outcomes_with_features`)."""
+    if not warehouse.table_exists(AUDIENCE_OUTCOMES_TABLE):
+        return pd.DataFrame()
+    return warehouse.query(
+        f"""
+        select o.*, s.* exclude (customer_id, as_of_month)
+        from {AUDIENCE_OUTCOMES_TABLE} as o
+        join {SCORES_TABLE} as s
+          on s.customer_id = o.customer_id and s.as_of_month = o.designed_in_month
+        where o.delivery_month <= ?
+        order by o.delivery_month, o.offer_id, o.customer_id
+        """,
+        [pd.Timestamp(up_to_month)],
     )

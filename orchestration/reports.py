@@ -1,18 +1,46 @@
-"""Reports a person reads after a run: the per-cycle table and `loop_summary.csv`.
+"""Reports a person reads after a run: the per-cycle table, `loop_summary.csv` and the measurement's lift chart.
 
-When the source is the simulator, the summary adds the simulator's hidden ground truth (true uplift and
-true incremental profit), always in columns labelled `true_*`: the platform itself never reads it.
+When the source is the simulator, the summary adds the simulator's hidden ground truth, always in columns
+labelled `true_*` or `*_true_profit`: the platform itself never reads it. Per campaign, the true expected
+incremental profit (simulator.evaluation) of
+
+- the campaign's own test group (`true_incremental_profit`: what the policy did),
+- `random_policy_true_profit`: contacting eligible customers drawn at random, as many as the campaign's budget
+  buys (the expected value of a uniform draw: that many times the eligible customers' mean true profit),
+- `oracle_policy_true_profit`: contacting, within the same budget, the eligible customers with the highest true
+  individual profit, and none whose true profit is not positive,
+- `contact_all_true_profit`: contacting every eligible customer, whatever the budget.
+
+The eligible customers of a campaign are those its decision log marks eligible (consent, audience, suppression
+rules, not taken by an earlier campaign of the cycle): every policy chooses from the same customers.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 from datetime import date
 
-import pandas as pd
+import matplotlib
 
-from orchestration.queries import PLAN_TABLE, RESULTS_TABLE, SCORES_TABLE, offers
-from orchestration.resources import SourceResource, WarehouseResource
-from orchestration.settings import Settings
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from orchestration.queries import (  # noqa: E402
+    DECISIONS_TABLE,
+    PLAN_CAMPAIGNS_TABLE,
+    PLAN_TABLE,
+    RESULTS_TABLE,
+    SCORES_TABLE,
+    offers,
+)
+from orchestration.resources import SourceResource, WarehouseResource  # noqa: E402
+from orchestration.settings import Settings  # noqa: E402
 
 SUMMARY_COLUMNS = [
     "month",
@@ -26,6 +54,7 @@ SUMMARY_COLUMNS = [
     "roi",
 ]
 TRUTH_COLUMNS = ["true_uplift", "true_incremental_profit"]
+BASELINE_COLUMNS = ["random_policy_true_profit", "oracle_policy_true_profit", "contact_all_true_profit"]
 
 
 def loop_summary(warehouse: WarehouseResource, source: SourceResource | None = None) -> pd.DataFrame:
@@ -54,11 +83,60 @@ def loop_summary(warehouse: WarehouseResource, source: SourceResource | None = N
                 where campaign_id in (select campaign_id from {RESULTS_TABLE})"""
         )
         plan["delivery_month"] = plan["delivery_month"].dt.date
-        truth = true_campaign_effects(source.world(), plan, offers(warehouse))
+        world = source.world()
+        offer_table = offers(warehouse)
+        truth = true_campaign_effects(world, plan, offer_table)
         summary = summary.merge(
             truth[["campaign_id", *TRUTH_COLUMNS]], left_on="campaign", right_on="campaign_id", how="left"
         ).drop(columns="campaign_id")
+        baselines = baseline_policies_true_profit(warehouse, world, summary["campaign"].tolist(), offer_table)
+        summary = summary.merge(baselines, left_on="campaign", right_on="campaign_id", how="left").drop(
+            columns="campaign_id"
+        )
     return summary
+
+
+def baseline_policies_true_profit(
+    warehouse: WarehouseResource, world, campaigns: list[str], offer_table
+) -> pd.DataFrame:
+    """Per campaign: true profit of the random, oracle and contact-everyone policies (module docstring)."""
+    from simulator.evaluation import true_individual_profit
+
+    columns = ["campaign_id", "eligible_customers", *BASELINE_COLUMNS]
+    if not campaigns or not warehouse.table_exists(DECISIONS_TABLE) or not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
+        return pd.DataFrame(columns=columns)
+    eligible = warehouse.query(
+        f"""select campaign_id, offer_id, delivery_month, customer_id from {DECISIONS_TABLE}
+            where eligible and campaign_id in (select unnest(?::varchar[]))""",
+        [campaigns],
+    )
+    budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
+    budget = budgets.set_index("campaign_id")["budget"]
+    costs = offer_table.set_index("offer_id")
+    rows = []
+    for campaign_id in campaigns:
+        customers = eligible[eligible["campaign_id"] == campaign_id]
+        row = {"campaign_id": campaign_id, "eligible_customers": len(customers)}
+        if customers.empty or campaign_id not in budget.index:
+            rows.append({**row, **dict.fromkeys(BASELINE_COLUMNS, 0.0 if customers.empty else np.nan)})
+            continue
+        offer_id = str(customers["offer_id"].iloc[0])
+        month = pd.Timestamp(customers["delivery_month"].iloc[0]).date()
+        profit = true_individual_profit(world, month, customers["customer_id"], offer_id, offer_table)[
+            "true_incremental_profit"
+        ].to_numpy()
+        cost = float(costs.loc[offer_id, "contact_cost"]) + float(costs.loc[offer_id, "incentive_cost"])
+        affordable = min(len(profit), math.floor(float(budget[campaign_id]) / cost + 1e-9))
+        best = np.sort(profit)[::-1][:affordable]
+        rows.append(
+            {
+                **row,
+                "random_policy_true_profit": float(affordable * profit.mean()),
+                "oracle_policy_true_profit": float(best[best > 0].sum()),
+                "contact_all_true_profit": float(profit.sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def write_loop_summary(settings: Settings, warehouse: WarehouseResource, source: SourceResource) -> pd.DataFrame:
@@ -100,3 +178,61 @@ def cycle_row(warehouse: WarehouseResource, month: date) -> dict:
         row["measured_campaigns"] = int(results["n"])
         row["incremental_profit"] = round(float(results["profit"]), 2)
     return row
+
+
+# --------------------------------------------------------------------------------------------------- charts
+def markdown_image(png: bytes, title: str) -> str:
+    """Markdown that shows `png` inline in the Dagster UI (a data URI)."""
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def lift_chart_png(results: pd.DataFrame, segments: pd.DataFrame, title: str) -> bytes:
+    """Two panels: response rate in test and control per campaign (with the lift over control), and the
+    absolute uplift with its 95% interval per campaign and per segment (a forest plot; open markers are
+    segments)."""
+    figure = Figure(figsize=(9.0, 0.5 + 0.32 * max(len(results) + len(segments), 4)), dpi=80, layout="constrained")
+    FigureCanvasAgg(figure)
+    rates, forest = figure.subplots(1, 2, width_ratios=[1, 1.4])
+    positions = np.arange(len(results))
+    rates.barh(positions + 0.2, results["response_rate_test"], height=0.4, label="test", color="#2b6cb0")
+    rates.barh(positions - 0.2, results["response_rate_control"], height=0.4, label="control", color="#a0aec0")
+    for y, (_, row) in zip(positions, results.iterrows(), strict=True):
+        relative = row["relative_uplift"]
+        label = f"lift {relative:+.0%}" if pd.notna(relative) else "lift n/a"
+        rates.text(
+            max(row["response_rate_test"], row["response_rate_control"]), y, f" {label}", va="center", fontsize=7
+        )
+    rates.set_yticks(positions, results["campaign_id"], fontsize=7)
+    rates.set_xlabel("response rate in the delivery month", fontsize=8)
+    rates.legend(fontsize=7, loc="lower right")
+    rates.set_title(title, fontsize=9)
+
+    labels, centres, lows, highs, is_segment = [], [], [], [], []
+    for _, row in results.iterrows():
+        labels.append(row["campaign_id"])
+        centres.append(row["uplift"])
+        lows.append(row["ci_low"])
+        highs.append(row["ci_high"])
+        is_segment.append(False)
+        for _, part in segments[segments["campaign_id"] == row["campaign_id"]].iterrows():
+            labels.append(f"  {part['segment']} (Holm p={part['p_value_holm']:.2f})")
+            centres.append(part["uplift"])
+            lows.append(part["ci_low"])
+            highs.append(part["ci_high"])
+            is_segment.append(True)
+    y = np.arange(len(labels))[::-1]
+    centre = np.asarray(centres, dtype=float)
+    error = np.vstack([centre - np.asarray(lows, dtype=float), np.asarray(highs, dtype=float) - centre])
+    segment_mask = np.asarray(is_segment)
+    for mask, style in (
+        (~segment_mask, {"fmt": "o", "color": "#2b6cb0"}),
+        (segment_mask, {"fmt": "o", "mfc": "white"}),
+    ):
+        if mask.any():
+            forest.errorbar(centre[mask], y[mask], xerr=np.nan_to_num(error[:, mask]), capsize=2, ms=4, **style)
+    forest.axvline(0.0, color="black", linewidth=0.8)
+    forest.set_yticks(y, labels, fontsize=7)
+    forest.set_xlabel("uplift in response rate (test - control), 95% interval", fontsize=8)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, metadata={"Software": None})
+    return buffer.getvalue()

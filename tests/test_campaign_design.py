@@ -1,13 +1,15 @@
 """Campaign design (models/campaign_design.py): who is contacted, who is held out, and with what probability.
 
 Protected properties: the test group never costs more than the budget (whatever the shares, strata and
-profits); each stratum's control group is the configured share of its selected customers to within one
-customer, and the recorded treatment probability is the realised split of the stratum; exploitation takes only
-customers with a positive expected profit, best first; exploration draws its share of the budget uniformly at
-random from everyone else and records ``selection_probability = n_drawn / n_pool``; without any model (all
-profits NaN) a full-exploration campaign is a uniform random pilot; a plan depends on the seed and the candidate
-set only (not on row order); duplicate candidates are rejected by name; the minimum detectable effect is the
-closed-form two-proportion formula.
+profits); each stratum gets its proportional share of the control group to within one customer and every
+selected customer has the same recorded probability of control (a design probability, never 0 or 1);
+exploitation takes only customers with a positive expected profit (and lower bound), best first; exploration
+draws its share uniformly at random from everyone else and records ``selection_probability = n_drawn / n_pool``;
+without any model (all profits NaN) a full-exploration campaign is a uniform random pilot; a plan depends on the
+seed and the candidate set only (not on row order); duplicate candidates are rejected by name; the minimum
+detectable effect is the closed-form two-proportion formula; a cycle contacts each customer once within every
+budget, logs a decision and its rule for every customer and objective, and does not send a campaign too small
+to measure; the plan hash names the plan's content.
 """
 
 from __future__ import annotations
@@ -99,13 +101,26 @@ def test_zero_budget_gives_an_empty_plan() -> None:
 def test_control_share_per_stratum_and_recorded_treatment_probability(control_share: float, seed: int) -> None:
     candidates = make_candidates(400, seed=seed, n_strata=4)
     plan = design(candidates, budget=300.0, cost_per_contact=1.0, control_share=control_share, seed=seed)
-    assert round(control_share * len(plan)) == (plan["group"] == "control").sum()
+    n_control = int((plan["group"] == "control").sum())
+    assert round(control_share * len(plan)) == n_control
     for stratum, rows in plan.groupby("stratum"):
-        n_control = int((rows["group"] == "control").sum())
-        assert abs(n_control - control_share * len(rows)) <= 1, stratum
-        # P(test | selected, stratum) recorded on every row is the stratum's realised test share.
-        realised = (rows["group"] == "test").mean()
-        np.testing.assert_allclose(rows["treatment_probability"], realised)
+        in_stratum = int((rows["group"] == "control").sum())
+        assert abs(in_stratum - n_control * len(rows) / len(plan)) <= 1, stratum
+    # P(test | selected) recorded on every row is the design probability, the same for every stratum.
+    np.testing.assert_allclose(plan["treatment_probability"], 1 - n_control / len(plan))
+
+
+def test_every_selected_customer_has_the_same_chance_of_control_whatever_the_stratum() -> None:
+    """Systematic sampling: even a stratum of one customer is held out with probability k / n (never 0)."""
+    candidates = make_candidates(40, seed=13, n_strata=3)
+    candidates.loc[0, "stratum"] = "tiny"  # a stratum of a single customer
+    candidates["expected_incremental_profit"] = np.nan
+    draws = [
+        design(candidates, budget=36.0, cost_per_contact=1.0, exploration_share=1.0, seed=seed) for seed in range(400)
+    ]
+    control = pd.concat(draws).groupby("customer_id")["group"].apply(lambda g: (g == "control").mean())
+    assert control["cust0000"] == pytest.approx(4 / 40, abs=0.05)
+    assert control.between(0.04, 0.18).all()
 
 
 def test_control_is_drawn_from_exploited_and_explored_customers_alike() -> None:
@@ -237,3 +252,169 @@ def test_minimum_detectable_effect_needs_both_groups_and_a_rate() -> None:
         minimum_detectable_effect(100, 0, 0.1)
     with pytest.raises(ValueError, match="base_rate"):
         minimum_detectable_effect(100, 10, 0.0)
+
+
+# ------------------------------------------------------------------------------- profit lower bound
+def test_exploitation_needs_a_positive_lower_bound_as_well() -> None:
+    candidates = make_candidates(200, seed=11)
+    candidates["profit_lower_bound"] = candidates["expected_incremental_profit"] - 2.0
+    plan = design(candidates, budget=1000.0, cost_per_contact=1.0, exploration_share=0.0)
+    exploited = plan[plan["selection"] == "exploit"]
+    assert (exploited["profit_lower_bound"] > 0).all()
+    assert len(exploited) == int((candidates["profit_lower_bound"] > 0).sum())
+
+
+def test_a_selection_of_two_still_holds_out_one_control_customer() -> None:
+    candidates = make_candidates(2, seed=12)
+    candidates["expected_incremental_profit"] = np.nan
+    plan = design(candidates, budget=100.0, cost_per_contact=1.0, exploration_share=1.0)
+    assert sorted(plan["group"]) == ["control", "test"]
+
+
+# ---------------------------------------------------------------------------------------- the cycle
+class _StubModel:
+    """An uplift model whose predictions are the candidates' `signal` column (for the plan tests)."""
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        signal = features["recency_days"].to_numpy(dtype=float) / 100.0
+        return pd.DataFrame({"margin_uplift": signal, "p_response_treated": np.full(len(signal), 0.1)})
+
+
+def _cycle_inputs(n: int = 400, seed: int = 0):
+    from models.targeting import UPLIFT_FEATURES
+
+    rng = np.random.default_rng(seed)
+    scores = pd.DataFrame({column: rng.uniform(0, 1, n) for column in UPLIFT_FEATURES})
+    scores["recency_days"] = rng.uniform(-300, 600, n)
+    scores["customer_id"] = [f"C{i:07d}" for i in range(n)]
+    scores["is_lapsed"] = rng.random(n) < 0.4
+    scores["churn_probability"] = rng.random(n)
+    scores["p_alive"] = rng.random(n)
+    scores["clv"] = rng.gamma(2, 30, n)
+    scores["pyramid_tier"] = rng.choice(["gold", "silver", "iron", "lead"], n)
+    scores["expected_purchases_next_month"] = rng.gamma(1, 0.2, n)
+    objectives = pd.DataFrame(
+        {
+            "objective": ["retention", "upsell", "winback"],
+            "priority": [1, 2, 3],
+            "offer_id": ["retain_voucher", "retain_voucher", "winback_voucher"],
+            "audience": ["active", "active", "lapsed"],
+            "min_churn_probability": [0.5, 0.0, 0.0],
+            "min_p_alive": [0.0, 0.0, 0.1],
+            "budget": [600.0, 200.0, 300.0],
+            "control_share": [0.1, 0.1, 0.2],
+            "exploration_share": [0.1, 0.1, 0.1],
+            "pyramid_tiers": ["", "silver|iron", ""],
+        }
+    )
+    offers = pd.DataFrame(
+        {"offer_id": ["retain_voucher", "winback_voucher"], "contact_cost": [0.5, 0.5], "incentive_cost": [10.0, 15.0]}
+    )
+    return scores, objectives, offers
+
+
+def _plan(policies: dict, **overrides):
+    from models.campaign_design import plan_cycle
+
+    scores, objectives, offers = _cycle_inputs()
+    arguments = {
+        "delivery_month": pd.Timestamp("2025-03-01"),
+        "allowed": pd.Series(True, index=scores.index),
+        "in_global_control": pd.Series(False, index=scores.index),
+        "contacts": None,
+        "policy_version": "v1",
+        "seed_of": lambda campaign: len(campaign),
+    }
+    return scores, plan_cycle(scores, objectives, offers, policies, **{**arguments, **overrides})
+
+
+def _policies(model_for_retain: bool = False) -> dict:
+    from models.policy_evaluation import ProfitCalibration
+    from models.targeting import OfferPolicy, pilot_policy
+
+    policies = {offer: pilot_policy(offer, "test") for offer in ("retain_voucher", "winback_voucher")}
+    if model_for_retain:
+        identity = ProfitCalibration(0.0, 1.0, np.zeros((2, 2)), 1000)
+        policies["retain_voucher"] = OfferPolicy("retain_voucher", "uplift_model", _StubModel(), {}, "stub", identity)
+    return policies
+
+
+def test_a_cycle_contacts_each_customer_once_within_every_budget() -> None:
+    scores, cycle = _plan(_policies())
+    plan = cycle.plan
+    assert not plan["customer_id"].duplicated().any()
+    costs = {"retain_voucher": 10.5, "winback_voucher": 15.5}
+    budgets = {"retention": 600.0, "upsell": 200.0, "winback": 300.0}
+    for objective_name, rows in plan.groupby("objective"):
+        n_test = int((rows["group"] == "test").sum())
+        assert n_test * costs[rows["offer_id"].iloc[0]] <= budgets[objective_name]
+        assert (rows["group"] == "control").sum() >= 1
+    assert set(plan["policy"]) == {"randomised_pilot"}
+    assert (cycle.campaigns["minimum_detectable_uplift"] > 0).all()
+
+
+def test_the_decision_log_explains_every_customer_and_objective() -> None:
+    scores, cycle = _plan(_policies(), in_global_control=pd.Series(np.arange(400) % 10 == 0))
+    decisions = cycle.decisions
+    assert len(decisions) == 3 * len(scores)
+    assert not decisions.duplicated(["customer_id", "objective"]).any()
+    planned = cycle.plan.merge(decisions, on=["campaign_id", "customer_id"])
+    assert len(planned) == len(cycle.plan)
+    assert (planned["group"] == planned["decision"]).all() and planned["eligible"].all()
+    assert set(decisions.loc[~decisions["eligible"], "decision"]) == {"excluded"}
+    held_out = decisions[decisions["customer_id"].isin(scores.loc[np.arange(400) % 10 == 0, "customer_id"])]
+    assert (held_out["rule"] == "global control group").all()
+    assert {"churn_probability", "clv", "policy_version", "rule", "expected_incremental_profit"} <= set(decisions)
+    # An upsell customer taken by retention is logged as such.
+    taken = decisions[(decisions["objective"] == "upsell") & decisions["customer_id"].isin(cycle.plan["customer_id"])]
+    assert (taken["rule"] == "in an earlier campaign this cycle").any()
+
+
+def test_a_model_policy_exploits_only_customers_with_a_positive_lower_bound() -> None:
+    scores, cycle = _plan(_policies(model_for_retain=True))
+    retention = cycle.plan[cycle.plan["objective"] == "retention"]
+    exploited = retention[retention["selection"] == "exploit"]
+    assert len(exploited) > 0
+    assert (exploited["profit_lower_bound"] > 0).all()
+    assert exploited.sort_values("rank")["expected_incremental_profit"].is_monotonic_decreasing
+    log = cycle.decisions[(cycle.decisions["objective"] == "retention") & cycle.decisions["eligible"]]
+    unproven = log[~(log["profit_lower_bound"] > 0)]
+    assert unproven["decision"].isin(["not selected", "test", "control"]).all()
+    assert unproven.loc[unproven["decision"] == "not selected", "rule"].str.contains("lower bound").all()
+
+
+def test_a_campaign_too_small_to_measure_is_not_sent() -> None:
+    from models.campaign_design import RULE_TOO_SMALL
+
+    scores, objectives, offers = _cycle_inputs()
+    objectives.loc[objectives["objective"] == "winback", "budget"] = 15.5  # one contact
+    from models.campaign_design import plan_cycle
+
+    cycle = plan_cycle(
+        scores,
+        objectives,
+        offers,
+        _policies(),
+        delivery_month=pd.Timestamp("2025-03-01"),
+        allowed=pd.Series(True, index=scores.index),
+        in_global_control=pd.Series(False, index=scores.index),
+        contacts=None,
+        policy_version="v1",
+        seed_of=lambda campaign: 0,
+    )
+    assert "winback" not in set(cycle.plan["objective"])
+    winback = cycle.decisions[(cycle.decisions["objective"] == "winback") & cycle.decisions["eligible"]]
+    assert (winback["rule"] == RULE_TOO_SMALL).all() and (winback["decision"] == "not selected").all()
+
+
+def test_the_plan_hash_names_the_content_not_the_row_order() -> None:
+    from models.campaign_design import plan_content_hash
+
+    _, cycle = _plan(_policies())
+    plan = cycle.plan.assign(delivery_month=pd.Timestamp("2025-03-01"))
+    shuffled = plan.sample(frac=1.0, random_state=3)
+    assert plan_content_hash(plan) == plan_content_hash(shuffled)
+    changed = plan.copy()
+    changed.loc[changed.index[0], "group"] = "control" if changed.loc[changed.index[0], "group"] == "test" else "test"
+    assert plan_content_hash(changed) != plan_content_hash(plan)
+    assert plan_content_hash(plan.iloc[1:]) != plan_content_hash(plan)

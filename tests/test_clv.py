@@ -3,7 +3,11 @@
 Published numbers: Fader, Hardie & Lee (2005a) "Counting Your Customers the Easy Way" (BG/NBD on the CDNOW
 sample, 2,357 customers, 39-week calibration ending 1997-09-30) and Fader, Hardie & Lee (2005b) "RFM and CLV:
 Using Iso-Value Curves" (Gamma-Gamma on the same customers' repeat purchases). The data files are the ones
-bundled with `lifetimes`, which is also the oracle for the formulas (archived: used in tests only).
+bundled with `lifetimes`, which is also the oracle for the formulas (archived: used in tests only). The raw
+CDNOW_sample.txt is also run the way a user's transaction log is: through `crm-loop import`'s importer into the
+files-source layout and the analyse stage's fit. The BG/NBD probability of no purchase over a horizon (the churn
+baseline and model input) is checked against simulated BG/NBD customers; CLV falls back to revenue without
+margin data, and returns are not purchases.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from models.clv import (
     GammaGamma,
     ModelFitError,
     customer_lifetime_value,
+    fit_lifetime_value,
+    purchase_values,
     rfm_summary,
     score_customers,
 )
@@ -134,9 +140,7 @@ def test_rfm_summary_from_raw_cdnow_transactions_reproduces_the_ready_made_summa
     assert (summary["recency"].round(2) == cdnow_summary["recency"]).all()
     assert (summary["T"].round(2) == cdnow_summary["T"]).all()
     # Mean value of the repeat purchases (first purchase excluded), rounded to cents in the file.
-    assert (
-        np.abs(summary["monetary_value"] - cdnow_summary_with_value["monetary_value"]).max() <= 0.005 + 1e-9
-    )
+    assert np.abs(summary["monetary_value"] - cdnow_summary_with_value["monetary_value"]).max() <= 0.005 + 1e-9
 
     model = BetaGeoNBD().fit(summary["frequency"], summary["recency"], summary["T"])
     _assert_within_relative(model.params_, PUBLISHED_BGNBD, 0.01)
@@ -153,9 +157,7 @@ def test_gamma_gamma_on_cdnow_repeat_buyers_matches_published_parameters(
     for penalizer in (0.0, 0.01):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            oracle = GammaGammaFitter(penalizer_coef=penalizer).fit(
-                repeat["frequency"], repeat["monetary_value"]
-            )
+            oracle = GammaGammaFitter(penalizer_coef=penalizer).fit(repeat["frequency"], repeat["monetary_value"])
         fitted = GammaGamma(penalizer=penalizer).fit(repeat["frequency"], repeat["monetary_value"]).params_
         expected = {"p": oracle.params_["p"], "q": oracle.params_["q"], "gamma": oracle.params_["v"]}
         _assert_within_relative(fitted, expected, 1e-4)
@@ -280,9 +282,7 @@ def test_bgnbd_recovers_the_parameters_it_was_simulated_with() -> None:
 
 def test_weights_give_the_same_fit_as_repeated_rows(cdnow_summary: pd.DataFrame) -> None:
     patterns = cdnow_summary.groupby(["frequency", "recency", "T"], as_index=False).size()
-    weighted = BetaGeoNBD().fit(
-        patterns["frequency"], patterns["recency"], patterns["T"], weights=patterns["size"]
-    )
+    weighted = BetaGeoNBD().fit(patterns["frequency"], patterns["recency"], patterns["T"], weights=patterns["size"])
     rows = BetaGeoNBD().fit(cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"])
     _assert_within_relative(weighted.params_, rows.params_, 1e-7)
     assert weighted.log_likelihood_ == pytest.approx(rows.log_likelihood_, rel=1e-10)
@@ -312,9 +312,7 @@ def test_fit_converges_when_dropout_is_the_same_for_everyone() -> None:
         model = BetaGeoNBD().fit(summary["frequency"], summary["recency"], summary["T"])
     assert model.params_["r"] == pytest.approx(0.5, rel=0.05)
     assert model.params_["a"] / (model.params_["a"] + model.params_["b"]) < 1e-3
-    expected = model.conditional_expected_purchases(
-        52.0, summary["frequency"], summary["recency"], summary["T"]
-    )
+    expected = model.conditional_expected_purchases(52.0, summary["frequency"], summary["recency"], summary["T"])
     assert np.all(np.isfinite(expected)) and np.all(expected >= 0)
     # With a penalty the parameters stay finite and no warning is raised.
     with warnings.catch_warnings():
@@ -332,9 +330,7 @@ def test_invalid_summaries_are_rejected_with_a_message() -> None:
         GammaGamma().fit([0, 2], [10.0, 12.0])
 
 
-def test_non_convergence_raises_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, cdnow_summary: pd.DataFrame
-) -> None:
+def test_non_convergence_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch, cdnow_summary: pd.DataFrame) -> None:
     def failing_minimize(*args: object, **kwargs: object) -> object:
         class Result:
             success = False
@@ -402,9 +398,7 @@ def test_score_customers_gives_one_sensible_row_per_customer(small_order_table: 
     assert (scores["clv"] >= 0).all()
     assert (scores["expected_purchases_horizon"] >= scores["expected_purchases_next_month"]).all()
     # Discounting: the CLV is at most the undiscounted margin of the horizon's expected orders.
-    assert (
-        scores["clv"] <= scores["expected_purchases_horizon"] * scores["expected_margin_per_order"] + 1e-9
-    ).all()
+    assert (scores["clv"] <= scores["expected_purchases_horizon"] * scores["expected_value_per_order"] + 1e-9).all()
 
     by_customer = scores.set_index("customer_id")
     # Same-day lines are one purchase; T runs to the month end (2025-03-31), in weeks.
@@ -415,10 +409,8 @@ def test_score_customers_gives_one_sensible_row_per_customer(small_order_table: 
     # A repeat buyer whose repeat orders lost money is valued at the population mean margin per order.
     loss_maker = by_customer.loc["X_LOSS"]
     one_timers = by_customer[by_customer["frequency"] == 0]
-    assert loss_maker["expected_margin_per_order"] == pytest.approx(
-        one_timers["expected_margin_per_order"].iloc[0]
-    )
-    assert one_timers["expected_margin_per_order"].nunique() == 1
+    assert loss_maker["expected_value_per_order"] == pytest.approx(one_timers["expected_value_per_order"].iloc[0])
+    assert one_timers["expected_value_per_order"].nunique() == 1
 
 
 def test_score_customers_ignores_orders_after_the_month_end(small_order_table: pd.DataFrame) -> None:
@@ -452,3 +444,138 @@ def test_score_customers_scales_to_many_customers() -> None:
     assert len(scores) == orders["customer_id"].nunique()
     assert scores["p_alive"].between(0, 1).all() and (scores["clv"] >= 0).all()
     assert elapsed < 15, f"scoring 200,000 customers took {elapsed:.1f} s"
+
+
+# ------------------------------------------------------------------------------ P(no purchase) over a horizon
+def simulate_bgnbd_future(
+    n_customers: int, r: float, alpha: float, a: float, b: float, horizon: float, seed: int
+) -> pd.DataFrame:
+    """(x, t_x, T) and the repeat purchases in (T, T + horizon] of BG/NBD customers (weeks).
+
+    Events of a Poisson(lambda) process on (0, T + horizon]; the customer makes the first J of them, J ~
+    Geometric(p) (she drops out after each repeat purchase with probability p).
+    """
+    rng = np.random.default_rng(seed)
+    age = rng.integers(7, 730, n_customers) / 7.0
+    rate = rng.gamma(r, 1.0 / alpha, n_customers)
+    dropout = rng.beta(a, b, n_customers)
+    n_events = rng.poisson(rate * (age + horizon))
+    last_allowed = rng.geometric(np.clip(dropout, 1e-12, 1.0))
+    customer = np.repeat(np.arange(n_customers), n_events)
+    time = rng.uniform(0.0, (age + horizon)[customer])
+    order = np.lexsort((time, customer))
+    customer, time = customer[order], time[order]
+    rank = np.arange(customer.size) - np.repeat(np.cumsum(n_events) - n_events, n_events) + 1
+    made = rank <= last_allowed[customer]
+    past = made & (time <= age[customer])
+    future = made & (time > age[customer])
+    recency = np.zeros(n_customers)
+    np.maximum.at(recency, customer[past], time[past])
+    return pd.DataFrame(
+        {
+            "frequency": np.bincount(customer[past], minlength=n_customers),
+            "recency": recency,
+            "T": age,
+            "future_purchases": np.bincount(customer[future], minlength=n_customers),
+        }
+    )
+
+
+def test_probability_of_no_purchase_matches_simulated_customers() -> None:
+    params = {"r": 0.5, "alpha": 6.0, "a": 0.8, "b": 2.5}
+    horizon = 90 / 7
+    customers = simulate_bgnbd_future(60_000, **params, horizon=horizon, seed=4)
+    model = BetaGeoNBD.from_params(**params)
+    predicted = model.probability_no_purchase(horizon, customers["frequency"], customers["recency"], customers["T"])
+    silent = (customers["future_purchases"] == 0).to_numpy()
+    assert predicted.mean() == pytest.approx(silent.mean(), abs=0.005)
+    # Calibrated across the range, not only on average: deciles of the prediction.
+    decile = pd.qcut(predicted, 10, labels=False, duplicates="drop")
+    by_decile = pd.DataFrame({"predicted": predicted, "observed": silent}).groupby(decile).mean()
+    assert (by_decile["predicted"] - by_decile["observed"]).abs().max() < 0.02
+    # Customers without a repeat purchase are "alive" by construction, yet long-silent ones rarely buy again.
+    one_timers = customers["frequency"].to_numpy() == 0
+    assert np.all(model.probability_alive(0, 0, customers["T"][one_timers]) == 1.0)
+    assert predicted[one_timers].min() < 0.8 < predicted[one_timers].max()
+    # A horizon of zero: no time to buy.
+    assert np.all(model.probability_no_purchase(0.0, [0, 3], [0, 10], [20, 30]) == 1.0)
+
+
+# ------------------------------------------------------------------------------------- value basis, returns
+def test_clv_is_in_margin_when_known_and_in_revenue_otherwise(small_order_table: pd.DataFrame) -> None:
+    orders = small_order_table.assign(revenue=small_order_table["margin"].abs() * 3.0)
+    in_margin = fit_lifetime_value(orders, date(2025, 3, 1))
+    assert in_margin.value_basis == "margin" and in_margin.notes == ()
+    in_revenue = fit_lifetime_value(orders.assign(margin=np.nan), date(2025, 3, 1))
+    assert in_revenue.value_basis == "revenue"
+    assert any("no margin data" in note for note in in_revenue.notes)
+    # Same purchase process either way; only the value per order differs.
+    assert in_revenue.bgnbd.params_ == pytest.approx(in_margin.bgnbd.params_)
+    margin_scores = in_margin.score(orders)
+    revenue_scores = in_revenue.score(orders.assign(margin=np.nan))
+    assert revenue_scores["clv"].sum() > 2 * margin_scores["clv"].sum()
+
+
+def test_lines_without_margin_are_valued_at_the_known_margin_rate() -> None:
+    lines = purchase_values(
+        pd.DataFrame(
+            {
+                "customer_id": ["a", "a", "b"],
+                "order_date": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-01-05"]),
+                "revenue": [100.0, 50.0, 200.0],
+                "margin": [40.0, np.nan, 60.0],
+            }
+        )
+    )
+    assert lines.basis == "margin"
+    rate = (40.0 + 60.0) / (100.0 + 200.0)
+    assert lines.sales["value"].tolist() == pytest.approx([40.0, 50.0 * rate, 60.0])
+    assert "1 lines without a margin" in lines.notes[0]
+
+
+def test_returns_are_not_purchases_and_lower_the_value_kept() -> None:
+    lines = purchase_values(
+        pd.DataFrame(
+            {
+                "customer_id": ["a", "a", "a", "b"],
+                "order_date": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-02-10", "2025-01-05"]),
+                "revenue": [100.0, 100.0, -50.0, 80.0],
+                "margin": [40.0, 40.0, -20.0, 30.0],
+            }
+        )
+    )
+    assert len(lines.sales) == 3  # the return is not a purchase
+    assert lines.net_ratio.to_dict() == {"a": pytest.approx(60.0 / 80.0), "b": 1.0}
+
+
+# ------------------------------------------------------------- CDNOW through the project's own importer
+def test_cdnow_sample_through_the_importer_reproduces_the_published_fits(tmp_path) -> None:
+    """CDNOW_sample.txt (master id, sample id, YYYYMMDD, CDs, dollars) imported as a plain transaction log into
+    the files-source layout `<dir>/orders/<YYYY-MM>.csv`, read back as the files source reads it, and fitted as
+    the analyse stage fits it (calibration through 1997-09-30, revenue: the log has no margin)."""
+    from orchestration.importer import import_transaction_log
+    from orchestration.raw_tables import read_table_file
+
+    summary = import_transaction_log(
+        CDNOW / "CDNOW_sample.txt", tmp_path / "inbox", columns=["-", "customer_id", "order_date", "quantity", "amount"]
+    )
+    assert summary.first_month == "1997-01" and summary.last_month == "1998-06"
+    files = sorted((tmp_path / "inbox" / "orders").glob("*.csv"))
+    assert [f.stem for f in files] == list(summary.months)
+    raw = pd.concat([read_table_file(f, "orders").rows for f in files], ignore_index=True)
+    assert raw["customer_id"].nunique() == 2357
+    orders = raw.rename(columns={"amount": "revenue"})[["customer_id", "order_date", "revenue"]]
+    orders = orders.assign(margin=np.nan, product_line=None)
+
+    model = fit_lifetime_value(orders, date(1997, 9, 1))
+    assert model.value_basis == "revenue" and model.n_customers == 2357
+    _assert_within_relative(model.bgnbd.params_, PUBLISHED_BGNBD, 0.01)
+    assert model.bgnbd.log_likelihood_ == pytest.approx(PUBLISHED_BGNBD_LOG_LIKELIHOOD, abs=0.5)
+    _assert_within_relative(model.gamma_gamma.params_, PUBLISHED_GAMMA_GAMMA, 0.01)
+    expected = model.bgnbd.conditional_expected_purchases(39, 2, 30.43, 38.86)
+    assert float(expected) == pytest.approx(1.226, abs=0.001)
+    # The same summary through models.clv.rfm_summary directly agrees with the ready-made file.
+    direct = rfm_summary(orders, "customer_id", "order_date", "revenue", CALIBRATION_END, time_unit="W")
+    ready = pd.read_csv(CDNOW / "cdnow_customers_summary.csv", index_col="ID")
+    direct.index = direct.index.astype(int)
+    assert (direct["frequency"].reindex(ready.index) == ready["frequency"]).all()

@@ -186,3 +186,21 @@ def test_result_is_indexed_by_customer_in_sorted_order(orders: pd.DataFrame) -> 
 def test_missing_required_column_is_named_in_the_error(orders: pd.DataFrame, column: str) -> None:
     with pytest.raises(ValueError, match=f"missing column.*'{column}'"):
         customer_features(orders.drop(columns=column), AS_OF)
+
+
+def test_unknown_margins_stay_unknown_and_returns_are_not_orders(orders: pd.DataFrame) -> None:
+    # A plain transaction log: no margin at all. Margin features are NaN (unknown), not 0.
+    plain = customer_features(orders.assign(margin=np.nan), AS_OF)
+    assert plain["margin_12m"].isna().all() and plain["avg_order_margin"].isna().all()
+    assert plain["revenue_12m"].equals(customer_features(orders, AS_OF)["revenue_12m"])
+    # A return (negative revenue) nets out of revenue and margin but is no order and no sign of activity.
+    returned = make_orders([("b", "2024-06-10", -40.0, -8.0, "bags")])
+    with_return = customer_features(pd.concat([orders, returned], ignore_index=True), AS_OF).loc["b"]
+    before = customer_features(orders, AS_OF).loc["b"]
+    assert with_return["frequency"] == before["frequency"] == 1
+    assert with_return["months_since_last_order"] == before["months_since_last_order"] == 6
+    assert with_return["is_lapsed"]
+    assert with_return["revenue_12m"] == before["revenue_12m"] - 40.0
+    # The same with an explicit is_return flag (the mart's column) and a positive amount.
+    flagged = pd.concat([orders.assign(is_return=False), returned.assign(revenue=40.0, is_return=True)])
+    assert customer_features(flagged, AS_OF).loc["b", "frequency"] == 1

@@ -236,3 +236,67 @@ def test_interval_covers_the_true_uplift_in_95_percent_of_simulated_campaigns() 
     assert len(results) == n_campaigns
     covered = (results["ci_low"] <= true_uplift) & (true_uplift <= results["ci_high"])
     assert 0.92 <= covered.mean() <= 0.98
+
+
+# ------------------------------------------------------------------------- relative uplift, segments, overall
+def test_relative_uplift_interval_is_katz_log_interval(campaign_a: pd.DataFrame) -> None:
+    row = measure_campaign(campaign_a, OFFERS).iloc[0]
+    # 4/10 vs 1/5: log RR = log(2), se = sqrt(1/4 - 1/10 + 1/1 - 1/5) (Katz et al. 1978).
+    se = np.sqrt(1 / 4 - 1 / 10 + 1 / 1 - 1 / 5)
+    assert row["relative_uplift_ci_low"] == pytest.approx(np.exp(np.log(2) - Z95 * se) - 1)
+    assert row["relative_uplift_ci_high"] == pytest.approx(np.exp(np.log(2) + Z95 * se) - 1)
+    assert row["relative_uplift_ci_low"] < row["relative_uplift"] < row["relative_uplift_ci_high"]
+    # Revenue: Welch's interval and p-value of revenue per customer, times n_test; profit = margin - cost.
+    test_revenue = campaign_a.loc[campaign_a["group"] == "test", "revenue"]
+    control_revenue = campaign_a.loc[campaign_a["group"] == "control", "revenue"]
+    welch = stats.ttest_ind(test_revenue, control_revenue, equal_var=False)
+    interval = welch.confidence_interval(0.95)
+    assert row["incremental_revenue_ci_low"] == pytest.approx(interval.low * 10)
+    assert row["revenue_p_value"] == pytest.approx(welch.pvalue)
+    assert row["incremental_profit_ci_low"] == pytest.approx(row["incremental_margin_ci_low"] - row["campaign_cost"])
+
+
+def test_holm_adjustment_matches_the_step_down_by_hand() -> None:
+    from models.measurement import holm_adjust
+
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, 2 x 0.03, max(0.06, 1 x 0.04)
+    np.testing.assert_allclose(holm_adjust([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm_adjust([0.5, np.nan, 0.2]), [0.5, np.nan, 0.4])
+    assert (holm_adjust(np.random.default_rng(0).random(20)) <= 1).all()
+
+
+def test_segments_are_measured_like_campaigns_and_holm_adjusted_within_each(campaign_a: pd.DataFrame) -> None:
+    from models.measurement import measure_segments
+
+    rng = np.random.default_rng(3)
+    frame = pd.concat([campaign_a, campaign_a.assign(campaign_id="B", customer_id=lambda f: "B" + f["customer_id"])])
+    frame["segment"] = rng.choice(["gold", "silver"], len(frame))
+    segments = measure_segments(frame, OFFERS)
+    assert set(segments["campaign_id"]) == {"A", "B"} and set(segments["segment"]) <= {"gold", "silver"}
+    for (campaign, segment), row in segments.set_index(["campaign_id", "segment"]).iterrows():
+        subset = frame[(frame["campaign_id"] == campaign) & (frame["segment"] == segment)]
+        alone = measure_campaign(subset, OFFERS).iloc[0]
+        assert row["uplift"] == pytest.approx(alone["uplift"], nan_ok=True)
+        assert row["incremental_profit"] == pytest.approx(alone["incremental_profit"], nan_ok=True)
+    from models.measurement import holm_adjust
+
+    for _, rows in segments.groupby("campaign_id"):
+        np.testing.assert_allclose(rows["p_value_holm"], holm_adjust(rows["p_value"]))
+
+
+def test_overall_result_is_the_test_weighted_combination_of_campaigns(campaign_a: pd.DataFrame) -> None:
+    from models.measurement import measure_overall
+
+    single = measure_campaign(campaign_a, OFFERS)
+    overall = measure_overall(single)
+    assert overall["uplift"] == pytest.approx(single["uplift"].iloc[0])
+    assert overall["incremental_profit"] == pytest.approx(single["incremental_profit"].iloc[0])
+    other = campaign_a.assign(campaign_id="B", customer_id=lambda f: "B" + f["customer_id"], offer_id="o2")
+    other.loc[other["group"] == "control", "margin"] = 0.0
+    other["responded"] = other["margin"] > 0
+    both = measure_campaign(pd.concat([campaign_a, other]), OFFERS)
+    combined = measure_overall(both)
+    weights = both["n_test"] / both["n_test"].sum()
+    assert combined["uplift"] == pytest.approx(float((weights * both["uplift"]).sum()))
+    assert combined["roi"] == pytest.approx(both["incremental_profit"].sum() / both["campaign_cost"].sum())
+    assert combined["ci_low"] < combined["uplift"] < combined["ci_high"]

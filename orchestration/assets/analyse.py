@@ -1,48 +1,382 @@
-"""Analyse: score every customer as of the month (churn risk, lifetime value, features)."""
+"""Analyse: who is valuable, who is leaving, who will buy what, and which behavioural segments exist.
 
+One asset per model, each saving a versioned artefact under ``$CRM_HOME/artefacts/<model>/<YYYY-MM>/`` and
+reporting its evidence as metadata; ``customer_scores`` scores every customer from those artefacts, and
+``customer_equity`` sums the discounted CLV by pyramid tier and segment.
+"""
+
+from datetime import date
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from models.artefacts import save_artefact
-from models.scoring import score_customer_base
+from models.artefacts import artefact_dir, load_artefact, save_artefact
+from models.churn import BGNBDChurnFallback, comparison_table, fit_churn_model
+from models.clv import fit_lifetime_value
+from models.equity import equity_by_tier_and_segment
+from models.features import customer_features, month_end
+from models.propensity import NoProductDataError, train_propensity_models
+from models.scoring import score_with_models
+from models.segmentation import fit_segmentation
 from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.queries import contacted_test_customers, orders_as_of
+from orchestration.queries import SCORES_TABLE, contacted_test_customers, orders_as_of
 from orchestration.resources import WarehouseResource
 
+FCT_ORDERS = AssetKey(["marts", "fct_orders"])
+CUSTOMER_VALUE = AssetKey(["marts", "customer_value"])
+SEGMENTS_TABLE = "analytics.customer_segments"
+PROPENSITY_TABLE = "analytics.product_propensity"
+EQUITY_TABLE = "analytics.customer_equity"
 
+
+class ChurnConfig(Config):
+    """Churn label and training window (the defaults are what the monthly loop runs with)."""
+
+    horizon_days: int = 90
+    training_snapshots: int = 6
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def model_dir(warehouse: WarehouseResource, model: str, month: date) -> Path:
+    """``$CRM_HOME/artefacts/<model>/<YYYY-MM>`` (the warehouse file lives in ``$CRM_HOME``)."""
+    return artefact_dir(Path(warehouse.path).parent, model, month)
+
+
+def _markdown(frame: pd.DataFrame, floatfmt: str = ".3f") -> MetadataValue:
+    return MetadataValue.md(frame.to_markdown(index=False, floatfmt=floatfmt) if len(frame) else "(none)")
+
+
+def _number(value: Any) -> float | None:
+    """A metric as a finite float, or None (Dagster metadata has no NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _metrics(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: number for key, value in values.items() if (number := _number(value)) is not None}
+
+
+def pyramid_tiers(warehouse: WarehouseResource, month: date) -> pd.Series | None:
+    """Pyramid tier per customer_id of ``marts.customer_value`` for the month (None if the mart is absent)."""
+    if not warehouse.table_exists("marts.customer_value"):
+        return None
+    tiers = warehouse.query(
+        "select customer_id, pyramid_tier from marts.customer_value where as_of_month = ?", [pd.Timestamp(month)]
+    )
+    if tiers.empty:
+        return None
+    return tiers.set_index(tiers["customer_id"].astype("str"))["pyramid_tier"]
+
+
+def _sql_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "bigint"
+    if pd.api.types.is_float_dtype(series):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "timestamp"
+    return "varchar"
+
+
+def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, month: date) -> int:
+    """Replace the month's rows of ``table``; columns the table lacks (a new product line, a new score) are
+    added first, so the schema can grow without a rebuild."""
+    if warehouse.table_exists(table):
+        existing = set(warehouse.query(f"select * from {table} limit 0").columns)
+        missing = [column for column in frame.columns if column not in existing]
+        if missing:
+            with warehouse.connect() as connection:
+                for column in missing:
+                    connection.execute(
+                        f'alter table {table} add column if not exists "{column}" {_sql_type(frame[column])}'
+                    )
+    return warehouse.replace_rows(table, frame, {"as_of_month": pd.Timestamp(month)})
+
+
+# ---------------------------------------------------------------------------------------------- the models
+@asset(
+    key="clv_model",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[FCT_ORDERS],
+    kinds={"python", "scipy"},
+    pool="duckdb",
+)
+def clv_model(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """BG/NBD (purchases and P(alive)) and Gamma-Gamma (value per order) fitted by maximum likelihood on every
+    customer's order history up to the month end (Fader, Hardie & Lee 2005). In margin, or in revenue when
+    the orders carry no margin (a plain transaction log)."""
+    month = partition_month(context.partition_key)
+    orders = orders_as_of(warehouse, month)
+    model = fit_lifetime_value(orders, month)
+    directory = model_dir(warehouse, "clv", month)
+    record = {
+        "model": "bgnbd_gamma_gamma",
+        "as_of_month": month,
+        "training_window": {"first_order": orders["order_date"].min(), "calibration_end": month_end(month)},
+        "inputs": ["frequency (repeat purchase days)", "recency (weeks)", "T (weeks)", "mean repeat value"],
+        "params": model.params,
+        "log_likelihood": {"bgnbd": model.bgnbd.log_likelihood_, "gamma_gamma": model.gamma_gamma.log_likelihood_},
+        "value_basis": model.value_basis,
+        "n_customers": model.n_customers,
+        "n_repeat_buyers_valued": model.n_value_customers,
+        "horizon_months": model.horizon_months,
+        "annual_discount_rate": model.annual_discount_rate,
+        "notes": list(model.notes),
+    }
+    version = save_artefact(model, directory, record)
+    return MaterializeResult(
+        metadata={
+            **{f"bgnbd_{name}": value for name, value in model.bgnbd.params_.items()},
+            **{f"gamma_gamma_{name}": value for name, value in model.gamma_gamma.params_.items()},
+            "bgnbd_log_likelihood": model.bgnbd.log_likelihood_,
+            "value_basis": model.value_basis,
+            "customers": model.n_customers,
+            "repeat_buyers_valued": model.n_value_customers,
+            "notes": "; ".join(model.notes) or "none",
+            "model_version": version,
+            "artefact": MetadataValue.path(str(directory)),
+        }
+    )
+
+
+@asset(
+    key="churn_model",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[FCT_ORDERS],
+    kinds={"scikit-learn"},
+    pool="duckdb",
+)
+def churn_model(context: AssetExecutionContext, config: ChurnConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    """Early-warning churn (no order in the next 90 days), trained on snapshots whose labels closed before
+    the validation snapshot, validated out of time next to a recency rule and the BG/NBD. Customers contacted
+    inside a label window are left out (the model learns from control and uncontacted customers)."""
+    month = partition_month(context.partition_key)
+    result = fit_churn_model(
+        orders_as_of(warehouse, month),
+        month,
+        horizon_days=config.horizon_days,
+        exclude=contacted_test_customers(warehouse, month),
+        n_training_snapshots=config.training_snapshots,
+    )
+    directory = model_dir(warehouse, "churn", month)
+    metrics = result.metrics
+    version = save_artefact(result, directory, {"as_of_month": month, **metrics})
+    metadata: dict[str, Any] = {
+        "model": result.kind,
+        "horizon_days": config.horizon_days,
+        "model_version": version,
+        "artefact": MetadataValue.path(str(directory)),
+    }
+    if isinstance(result, BGNBDChurnFallback):
+        metadata["why_no_model"] = metrics["reason"]
+        return MaterializeResult(metadata=metadata)
+    scorers = metrics["scorers"]
+    baselines = [name for name in scorers if name != "churn_model"]
+    metadata.update(
+        {
+            **{f"churn_{key}": value for key, value in _metrics(scorers["churn_model"]).items()},
+            "base_rate": metrics["base_rate"],
+            "comparison": _markdown(comparison_table(metrics), ".4f"),
+            "calibration": _markdown(pd.DataFrame(metrics["calibration"])),
+            "beats_baselines_on_auc": ", ".join(
+                name for name in baselines if scorers["churn_model"]["auc"] > scorers[name]["auc"]
+            )
+            or "none",
+            "validation_as_of": metrics["validation_as_of"],
+            "trained_on_snapshots": ", ".join(metrics["train_as_of"]),
+            "validation_model_trained_on": ", ".join(metrics["rehearsal_train_as_of"]),
+            "rows_left_out_as_contacted": metrics["n_excluded"],
+            "treatment_handling": metrics["treatment_handling"],
+        }
+    )
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key="product_propensity",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[FCT_ORDERS],
+    kinds={"scikit-learn", "duckdb"},
+    pool="duckdb",
+)
+def product_propensity(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """`analytics.product_propensity`: for each product line, P(buy it next month) and the expected margin
+    of every customer who does not hold it yet; one model per line, validated on the last labelled month."""
+    month = partition_month(context.partition_key)
+    orders = orders_as_of(warehouse, month)
+    directory = model_dir(warehouse, "propensity", month)
+    try:
+        model = train_propensity_models(orders, month)
+    except NoProductDataError as error:
+        version = save_artefact(None, directory, {"as_of_month": month, "skipped": str(error)})
+        write_month(warehouse, PROPENSITY_TABLE, _empty_propensity(month), month)
+        return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": str(error), "model_version": version})
+    version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
+    scored = model.score(orders, month).assign(as_of_month=pd.Timestamp(month), propensity_model_version=version)
+    rows = write_month(warehouse, PROPENSITY_TABLE, scored, month)
+    lines = pd.DataFrame(model.metrics["lines"]).T.rename_axis("product_line").reset_index()
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "auc_by_product": _markdown(
+                lines[["product_line", "auc", "pr_auc", "top_decile_lift", "validation_buyers", "expected_margin"]]
+            ),
+            "model": model.metrics["model"],
+            "mean_auc": _number(model.metrics["mean_auc"]),
+            **{f"auc_{line}": value for line, m in model.metrics["lines"].items() if (value := _number(m["auc"]))},
+            "next_best_hit_rate": _number(model.metrics["next_best_hit_rate"]),
+            "popularity_hit_rate": _number(model.metrics["popularity_hit_rate"]),
+            "value_basis": model.value_basis,
+            "validation_as_of": model.metrics["validation_as_of"],
+            "model_version": version,
+            "artefact": MetadataValue.path(str(directory)),
+        }
+    )
+
+
+def _empty_propensity(month: date) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype="str"),
+            "product_line": pd.Series(dtype="str"),
+            "probability": pd.Series(dtype="float64"),
+            "expected_margin": pd.Series(dtype="float64"),
+            "as_of_month": pd.Series(dtype="datetime64[us]"),
+            "propensity_model_version": pd.Series(dtype="str"),
+        }
+    )
+
+
+@asset(
+    key="customer_segments",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[FCT_ORDERS, CUSTOMER_VALUE],
+    kinds={"scikit-learn", "duckdb"},
+    pool="duckdb",
+)
+def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """`analytics.customer_segments`: behavioural clusters (k-means on recency, frequency, spend, activity
+    and tenure) with a profile per segment: share of customers, revenue per customer, top products,
+    dominant pyramid tier, and a name derived from the profile."""
+    month = partition_month(context.partition_key)
+    features = customer_features(orders_as_of(warehouse, month), month)
+    model = fit_segmentation(features, month, pyramid_tiers(warehouse, month))
+    directory = model_dir(warehouse, "segmentation", month)
+    version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
+    profile = model.profile.assign(as_of_month=pd.Timestamp(month), segmentation_model_version=version)
+    write_month(warehouse, SEGMENTS_TABLE, profile, month)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(profile),
+            "profiles": _markdown(model.profile, ".2f"),
+            "segments": model.metrics["n_segments"],
+            "silhouette_by_k": MetadataValue.json(model.metrics["silhouette"]),
+            "model_version": version,
+            "artefact": MetadataValue.path(str(directory)),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------------ scoring
 @asset(
     key="customer_scores",
     group_name="analyse",
     partitions_def=monthly_partitions,
-    deps=[AssetKey(["marts", "fct_orders"])],
+    deps=[
+        FCT_ORDERS,
+        AssetKey("churn_model"),
+        AssetKey("clv_model"),
+        AssetKey("product_propensity"),
+        AssetKey("customer_segments"),
+    ],
     kinds={"scikit-learn", "duckdb"},
     pool="duckdb",
 )
 def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """`analytics.customer_scores`: one row per customer with any order by the month end.
-
-    Churn probability (early warning, trained on earlier months and validated on a later one), BG/NBD
-    P(alive) and expected purchases, discounted CLV, and the point-in-time features behind them.
-    """
+    """`analytics.customer_scores`: one row per customer with any order by the month end (lapsed included,
+    for win-back), keyed by `as_of_month`: churn probability, P(alive), expected purchases, discounted CLV,
+    next best product and its expected margin, segment, and the point-in-time features behind them.
+    Scored from this month's model artefacts, so the table can be reproduced from them."""
     month = partition_month(context.partition_key)
     orders = orders_as_of(warehouse, month)
-    scored = score_customer_base(orders, month, contacted=contacted_test_customers(warehouse, month))
-    artefact_dir = Path(warehouse.path).parent / "artefacts" / "churn" / f"{month:%Y-%m}"
-    model_version = save_artefact(scored.churn_model, artefact_dir, {"as_of_month": month, **scored.churn_metrics})
-    table = scored.scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=model_version)
-    rows = warehouse.replace_rows("analytics.customer_scores", table, {"as_of_month": pd.Timestamp(month)})
-    metrics = scored.churn_metrics
+    loaded = {
+        name: load_artefact(model_dir(warehouse, name, month))
+        for name in ("churn", "clv", "propensity", "segmentation")
+    }
+    churn, churn_record = loaded["churn"]
+    scores = score_with_models(
+        orders,
+        month,
+        churn=churn,
+        lifetime_value=loaded["clv"][0],
+        segmentation=loaded["segmentation"][0],
+        propensity=loaded["propensity"][0],
+    )
+    table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
+    rows = write_month(warehouse, SCORES_TABLE, table, month)
+    next_best = table["next_best_product"].value_counts().rename_axis("next_best_product").reset_index()
+    segments = table.groupby("segment", sort=False).size().rename("customers").reset_index()
+    metadata: dict[str, Any] = {
+        "dagster/row_count": rows,
+        "lapsed_customers": int(table["is_lapsed"].sum()),
+        "mean_churn_probability": float(table["churn_probability"].mean()),
+        "mean_p_alive": float(table["p_alive"].mean()),
+        "customer_equity": float(table["clv"].sum()),
+        "clv_basis": str(table["clv_basis"].iloc[0]) if len(table) else "n/a",
+        "churn_model": churn_record.get("model", "n/a"),
+        "next_best_product": _markdown(next_best) if len(next_best) else "no product data: no next best product",
+        "segments": _markdown(segments),
+        "model_versions": MetadataValue.json(
+            {name: record.get("model_version") for name, (_, record) in loaded.items()}
+        ),
+    }
+    if churn_record.get("auc") is not None:
+        metadata["churn_auc"] = float(churn_record["auc"])
+    return MaterializeResult(metadata=metadata)
+
+
+@asset(
+    key="customer_equity",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[AssetKey("customer_scores"), CUSTOMER_VALUE],
+    kinds={"python", "duckdb"},
+    pool="duckdb",
+)
+def customer_equity(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """`analytics.customer_equity`: customer equity (the sum of discounted CLV) by pyramid tier and
+    behavioural segment, with the tier and segment totals and the grand total (tier = segment = 'all')."""
+    month = partition_month(context.partition_key)
+    scores = warehouse.query(
+        f"select customer_id, clv, clv_basis, segment from {SCORES_TABLE} where as_of_month = ?", [pd.Timestamp(month)]
+    )
+    tiers = pyramid_tiers(warehouse, month)
+    scores["pyramid_tier"] = scores["customer_id"].astype("str").map(tiers).to_numpy() if tiers is not None else pd.NA
+    table = equity_by_tier_and_segment(scores)
+    basis = str(scores["clv_basis"].iloc[0]) if len(scores) else "n/a"
+    rows = write_month(warehouse, EQUITY_TABLE, table.assign(as_of_month=pd.Timestamp(month), clv_basis=basis), month)
+    total = float(table.loc[(table["pyramid_tier"] == "all") & (table["segment"] == "all"), "customer_equity"].sum())
+    by_tier = table[(table["segment"] == "all") & (table["pyramid_tier"] != "all")].drop(columns="segment")
+    by_segment = table[(table["pyramid_tier"] == "all") & (table["segment"] != "all")].drop(columns="pyramid_tier")
     return MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "churn_auc": float(metrics["auc"]),
-            "churn_top_decile_lift": float(metrics["top_decile_lift"]),
-            "churn_validation_as_of": str(metrics["validation_as_of"]),
-            "churn_model_version": model_version,
-            "churn_model_artefact": MetadataValue.path(str(artefact_dir)),
-            "mean_churn_probability": float(table["churn_probability"].mean()),
-            "customer_equity": float(table["clv"].sum()),
+            "customer_equity": total,
+            "clv_basis": basis,
+            "by_tier": _markdown(by_tier, ".3f"),
+            "by_segment": _markdown(by_segment, ".3f"),
+            "tiers_known": tiers is not None,
         }
     )

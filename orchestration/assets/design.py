@@ -1,18 +1,89 @@
-"""Design: next month's campaigns within budget, with a randomised control group and exploration."""
+"""Design: next month's campaigns within budget, with a randomised control group, exploration and a decision log."""
 
+import os
 import zlib
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 
 from models.artefacts import load_artefact
-from models.campaign_design import design_campaign, minimum_detectable_effect
-from models.eligibility import consented, eligible_for_objective
-from models.targeting import score_candidates
+from models.campaign_design import plan_content_hash, plan_cycle
+from models.eligibility import consented, global_control_group, objective_setting
 from orchestration.assets.improve import policy_dir
+from orchestration.campaign_records import record_gate, write_rows
 from orchestration.partitions import monthly_partitions, next_month, partition_month
-from orchestration.queries import PLAN_TABLE, SCORES_TABLE, campaign_objectives, offers
+from orchestration.queries import (
+    DECISIONS_TABLE,
+    PLAN_CAMPAIGNS_TABLE,
+    PLAN_EXTRA_COLUMNS,
+    PLAN_SCHEMA,
+    PLAN_TABLE,
+    SCORES_TABLE,
+    campaign_objectives,
+    customer_value,
+    offers,
+    plan_designed_in,
+    recent_contacts,
+)
 from orchestration.resources import WarehouseResource
+
+GLOBAL_CONTROL_SALT = "crm-loop-global-control"
+
+# campaigns.decision_log: one row per scored customer, objective and cycle.
+DECISION_SCHEMA = {
+    "designed_in_month": "timestamp",
+    "delivery_month": "timestamp",
+    "customer_id": "varchar",
+    "objective": "varchar",
+    "priority": "integer",
+    "campaign_id": "varchar",
+    "offer_id": "varchar",
+    "eligible": "boolean",
+    "decision": "varchar",
+    "rule": "varchar",
+    "expected_incremental_profit": "double",
+    "profit_lower_bound": "double",
+    "churn_probability": "double",
+    "p_alive": "double",
+    "clv": "double",
+    "expected_purchases_next_month": "double",
+    "profit_12m": "double",
+    "pyramid_tier": "varchar",
+    "segment": "varchar",
+    "next_best_product": "varchar",
+    "next_best_product_expected_margin": "double",
+    "policy": "varchar",
+    "policy_version": "varchar",
+    "churn_model_version": "varchar",
+}
+CAMPAIGN_SUMMARY_SCHEMA = {
+    "designed_in_month": "timestamp",
+    "delivery_month": "timestamp",
+    "campaign_id": "varchar",
+    "objective": "varchar",
+    "offer_id": "varchar",
+    "policy": "varchar",
+    "eligible": "bigint",
+    "test": "bigint",
+    "control": "bigint",
+    "explored": "bigint",
+    "committed_cost": "double",
+    "budget": "double",
+    "expected_incremental_profit": "double",
+    "expected_base_response": "double",
+    "minimum_detectable_uplift": "double",
+    "plan_hash": "varchar",
+}
 
 
 def campaign_seed(campaign_id: str) -> int:
@@ -20,77 +91,146 @@ def campaign_seed(campaign_id: str) -> int:
     return zlib.crc32(campaign_id.encode())
 
 
+class CampaignDesignConfig(Config):
+    """Settings of the design stage that hold across objectives (objectives themselves are the seed's rows)."""
+
+    # Share of all customers held out of every campaign (a universal holdout). The default comes from
+    # CRM_GLOBAL_CONTROL_SHARE (0: no global control group).
+    global_control_share: float = float(os.environ.get("CRM_GLOBAL_CONTROL_SHARE", "0") or 0)
+
+
+def scores_for_design(warehouse: WarehouseResource, month) -> pd.DataFrame:
+    """The analyse stage's scores as of `month`, with the pyramid tier and 12-month profit of the warehouse."""
+    scores = warehouse.query(f"select * from {SCORES_TABLE} where as_of_month = ?", [pd.Timestamp(month)])
+    value = customer_value(warehouse, month)
+    extra = [c for c in ("pyramid_tier", "profit_12m") if c in value.columns and c not in scores.columns]
+    if extra:
+        scores = scores.merge(value[["customer_id", *extra]], on="customer_id", how="left")
+    return scores
+
+
 @asset(
     key="campaign_plan",
     group_name="design",
     partitions_def=monthly_partitions,
-    deps=[AssetKey("customer_scores"), AssetKey("targeting_policy"), AssetKey(["marts", "dim_customers"])],
+    deps=[
+        AssetKey("customer_scores"),
+        AssetKey("targeting_policy"),
+        AssetKey(["marts", "dim_customers"]),
+        AssetKey(["marts", "customer_value"]),
+    ],
     kinds={"python", "duckdb"},
     pool="duckdb",
 )
-def campaign_plan(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """`campaigns.campaign_plan`: who gets which offer at the start of next month.
+def campaign_plan(
+    context: AssetExecutionContext, config: CampaignDesignConfig, warehouse: WarehouseResource
+) -> MaterializeResult:
+    """`campaigns.campaign_plan` (who gets which offer at the start of next month) and `campaigns.decision_log`.
 
-    Objectives, budgets and control shares come from the `campaign_objectives` seed. Only consenting
-    customers are eligible, each customer joins at most one campaign per cycle, and every assignment is
-    stored with its selection and treatment probabilities (the decision log later models learn from).
+    Objectives, budgets, audiences, suppression rules and control shares come from the `campaign_objectives`
+    seed, costs from `offers`. Eligibility: consent, the global control group, the objective's audience,
+    unprofitable customers where the objective says so, contact fatigue, one campaign per customer and cycle
+    (models.eligibility). Selection maximises expected incremental profit within the budget; a seeded control
+    group, stratified by pyramid tier, is held out of every campaign (models.campaign_design). The decision log
+    holds one row per scored customer and objective: the decision, the rule behind it, the scores and the
+    model version.
     """
     month = partition_month(context.partition_key)
-    delivery_month = next_month(month)
-    scores = warehouse.query(f"select * from {SCORES_TABLE} where as_of_month = ?", [pd.Timestamp(month)])
+    delivery_month = pd.Timestamp(next_month(month))
+    scores = scores_for_design(warehouse, month)
     consent = warehouse.query(
         "select customer_id, email_consent from marts.dim_customers where email_consent is not null"
     )
     allowed = consented(scores, consent)
-    policies, _ = load_artefact(policy_dir(warehouse, context.partition_key))
-    offer_costs = offers(warehouse).set_index("offer_id")
-    plans, summary, taken = [], [], pd.Series(False, index=scores.index)
-    for _, objective in campaign_objectives(warehouse).iterrows():
-        campaign_id = f"{delivery_month:%Y-%m}-{objective['objective']}"
-        offer = offer_costs.loc[objective["offer_id"]]
-        eligible = allowed & ~taken & eligible_for_objective(scores, objective)
-        candidates = scores.loc[eligible, ["customer_id"]].copy()
-        policy = policies[objective["offer_id"]]
-        candidates["expected_incremental_profit"] = score_candidates(
-            policy, scores.loc[eligible], offer["contact_cost"], offer["incentive_cost"]
-        )
-        candidates["stratum"] = scores.loc[eligible, "is_lapsed"].astype(str)
-        exploration_share = 1.0 if policy.kind == "randomised_pilot" else float(objective["exploration_share"])
-        plan = design_campaign(
-            candidates,
-            campaign_id=campaign_id,
-            offer_id=objective["offer_id"],
-            budget=float(objective["budget"]),
-            cost_per_contact=float(offer["contact_cost"] + offer["incentive_cost"]),
-            control_share=float(objective["control_share"]),
-            exploration_share=exploration_share,
-            seed=campaign_seed(campaign_id),
-        )
-        taken |= scores["customer_id"].isin(plan["customer_id"])
-        plans.append(plan.assign(objective=objective["objective"], policy=policy.kind))
-        n_test = int((plan["group"] == "test").sum())
-        n_control = int((plan["group"] == "control").sum())
-        summary.append(
-            {
-                "campaign_id": campaign_id,
-                "policy": policy.kind,
-                "eligible": int(eligible.sum()),
-                "test": n_test,
-                "control": n_control,
-                "committed_cost": n_test * float(offer["contact_cost"] + offer["incentive_cost"]),
-                "budget": float(objective["budget"]),
-                "mde_at_10pct_base": minimum_detectable_effect(n_test, n_control, 0.10) if n_control else None,
-            }
-        )
-    plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame()
-    plan = plan.assign(delivery_month=pd.Timestamp(delivery_month), designed_in_month=pd.Timestamp(month))
+    holdout = global_control_group(scores["customer_id"], config.global_control_share, GLOBAL_CONTROL_SALT)
+    objectives = campaign_objectives(warehouse)
+    window = max([int(objective_setting(row, "contact_window_months")) for _, row in objectives.iterrows()] + [0])
+    policies, policy_metadata = load_artefact(policy_dir(warehouse, context.partition_key))
+    cycle = plan_cycle(
+        scores,
+        objectives,
+        offers(warehouse),
+        policies,
+        delivery_month=delivery_month,
+        allowed=allowed,
+        in_global_control=holdout,
+        contacts=recent_contacts(warehouse, delivery_month.date(), window),
+        policy_version=str(policy_metadata.get("model_version", "")),
+        seed_of=campaign_seed,
+    )
+    stamp = {"delivery_month": delivery_month, "designed_in_month": pd.Timestamp(month)}
+    plan = cycle.plan.assign(**stamp)
+    warehouse.ensure_table(PLAN_TABLE, {**PLAN_SCHEMA, **PLAN_EXTRA_COLUMNS})
     warehouse.replace_rows(PLAN_TABLE, plan, {"designed_in_month": pd.Timestamp(month)})
+    churn_version = scores["churn_model_version"] if "churn_model_version" in scores.columns else None
+    decisions = cycle.decisions.assign(**stamp)
+    if churn_version is not None:
+        decisions["churn_model_version"] = decisions["customer_id"].map(
+            scores.set_index("customer_id")["churn_model_version"]
+        )
+    key = {"designed_in_month": pd.Timestamp(month)}
+    write_rows(warehouse, DECISIONS_TABLE, decisions, DECISION_SCHEMA, key)
+    campaigns = cycle.campaigns.assign(**stamp, plan_hash=plan_content_hash(plan))
+    write_rows(warehouse, PLAN_CAMPAIGNS_TABLE, campaigns, CAMPAIGN_SUMMARY_SCHEMA, key)
+
+    rules = (
+        decisions.groupby(["objective", "decision", "rule"], sort=False).size().rename("customers").reset_index()
+        if len(decisions)
+        else pd.DataFrame()
+    )
     metadata = {
         "dagster/row_count": len(plan),
         "delivery_month": f"{delivery_month:%Y-%m}",
-        "campaigns": MetadataValue.md(pd.DataFrame(summary).to_markdown(index=False, floatfmt=".3f")),
+        "plan_hash": plan_content_hash(plan),
+        "policy_version": str(policy_metadata.get("model_version", "")),
+        "campaigns": MetadataValue.md(
+            cycle.campaigns.drop(columns=["objective"]).to_markdown(index=False, floatfmt=".3f")
+            if len(cycle.campaigns)
+            else "(no objectives)"
+        ),
+        "decision_rules": MetadataValue.md(rules.to_markdown(index=False) if len(rules) else "(nobody scored)"),
         "consenting_customers": int(allowed.sum()),
+        "global_control_customers": int(holdout.sum()),
     }
+    if len(cycle.campaigns):
+        mde = cycle.campaigns.set_index("campaign_id")["minimum_detectable_uplift"]
+        metadata["minimum_detectable_uplift"] = MetadataValue.json(
+            {campaign: None if pd.isna(value) else float(value) for campaign, value in mde.items()}
+        )
     if not allowed.any():
         metadata["why_empty"] = "no customer has consent to be contacted (or the source has no consent data)"
     return MaterializeResult(metadata=metadata)
+
+
+@asset_check(asset="campaign_plan", blocking=True, partitions_def=monthly_partitions)
+def plan_matches_its_decision_log(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    """Every planned customer was eligible and is logged with the same group; probabilities are in (0, 1]."""
+    month = partition_month(context.partition_key)
+    plan = plan_designed_in(warehouse, month)
+    plan_hash = plan_content_hash(plan)
+    if plan.empty:
+        failures: dict[str, int] = {}
+    else:
+        decisions = warehouse.query(
+            f"select campaign_id, customer_id, eligible, decision from {DECISIONS_TABLE} where designed_in_month = ?",
+            [pd.Timestamp(month)],
+        )
+        joined = plan.merge(decisions, on=["campaign_id", "customer_id"], how="left")
+        failures = {
+            "planned customer missing from the decision log": int(joined["decision"].isna().sum()),
+            "planned customer not eligible": int((joined["eligible"].fillna(False) == False).sum()),  # noqa: E712
+            "group differs from the decision log": int((joined["decision"].fillna("") != joined["group"]).sum()),
+            "probability outside (0, 1]": int(
+                (~plan["selection_probability"].between(0, 1, inclusive="right")).sum()
+                + (~plan["treatment_probability"].between(0, 1, inclusive="right")).sum()
+            ),
+        }
+    passed = not any(failures.values())
+    record_gate(warehouse, month, plan_hash, "plan_matches_its_decision_log", passed, context.run.run_id)
+    return AssetCheckResult(
+        passed=passed,
+        metadata={**{f"violations: {rule}": count for rule, count in failures.items()}, "plan_hash": plan_hash},
+        description="; ".join(f"{rule}: {n} rows" for rule, n in failures.items() if n) or "all rules hold",
+    )

@@ -1,19 +1,48 @@
-"""Improve: learn, from every measured campaign, whom each offer actually changes."""
+"""Improve: learn, from every measured campaign, whom each offer actually changes; champion versus challenger."""
 
 from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from models.artefacts import save_artefact
-from models.targeting import learn_offer_policies
-from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.queries import POLICY_TABLE, measured_outcomes_with_features, offers
+from models.artefacts import load_artefact, save_artefact
+from models.targeting import improve_policies
+from orchestration.campaign_records import replace_rows_growing, write_rows
+from orchestration.partitions import monthly_partitions, partition_month, previous_month
+from orchestration.queries import (
+    CALIBRATION_EVIDENCE_TABLE,
+    POLICY_DECISIONS_TABLE,
+    POLICY_TABLE,
+    audience_outcomes_with_features,
+    measured_outcomes_with_features,
+    offers,
+)
 from orchestration.resources import WarehouseResource
+
+# campaigns.policy_calibration_evidence: each month's challenger's predictions on the held-out campaigns
+# (made before it saw them) and the customers' transformed profit outcomes, which calibrate later policies.
+CALIBRATION_EVIDENCE_SCHEMA = {
+    "as_of_month": "timestamp",
+    "offer_id": "varchar",
+    "campaign_id": "varchar",
+    "customer_id": "varchar",
+    "delivery_month": "timestamp",
+    "predicted_profit": "double",
+    "profit_outcome": "double",
+}
 
 
 def policy_dir(warehouse: WarehouseResource, month_key: str) -> Path:
     return Path(warehouse.path).parent / "artefacts" / "targeting_policy" / month_key[:7]
+
+
+def previous_policies(warehouse: WarehouseResource, month) -> dict | None:
+    """The policies deployed last month (the champions), or None in the first month."""
+    directory = policy_dir(warehouse, previous_month(month).isoformat())
+    if not (directory / "model.pkl").exists():
+        return None
+    policies, _ = load_artefact(directory)
+    return policies
 
 
 @asset(
@@ -25,32 +54,75 @@ def policy_dir(warehouse: WarehouseResource, month_key: str) -> Path:
     pool="duckdb",
 )
 def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    """`campaigns.targeting_policy`: per offer, an uplift model trained on all campaigns measured so far,
-    or a randomised pilot while too few customers have been measured. Saved as a versioned artefact that
-    the next design reads."""
+    """`campaigns.targeting_policy` and `campaigns.policy_decisions`: per offer, the policy the next design uses.
+
+    A challenger uplift model (T-learner) is trained on every measured campaign but the latest: test customers,
+    control customers and the eligible customers no campaign selected. Its predictions on the latest, held-out
+    campaigns are kept (`campaigns.policy_calibration_evidence`) and calibrate its expected profit against the
+    randomised outcomes of every held-out month so far. The challenger replaces the champion (last month's
+    policy) only when it earns more incremental profit on the held-out campaigns (estimated from their
+    randomised test and control groups); the first calibrated model ends the randomised pilot. The decision and
+    its evidence (held-out value with standard error, Qini and AUUC of both, the calibration) are recorded; the
+    deployed policies are saved as a versioned artefact (models.targeting, models.policy_evaluation).
+    """
     month = partition_month(context.partition_key)
-    measured = measured_outcomes_with_features(warehouse, month)
-    offer_ids = offers(warehouse)["offer_id"].tolist()
-    policies = learn_offer_policies(measured, offer_ids)
+    parts = [measured_outcomes_with_features(warehouse, month), audience_outcomes_with_features(warehouse, month)]
+    measured = pd.concat([part for part in parts if len(part)], ignore_index=True) if len(parts[0]) else parts[0]
+    offer_table = offers(warehouse)
+    earlier_evidence = (
+        warehouse.query(f"select * from {CALIBRATION_EVIDENCE_TABLE} where as_of_month < ?", [pd.Timestamp(month)])
+        if warehouse.table_exists(CALIBRATION_EVIDENCE_TABLE)
+        else None
+    )
+    policies, decisions, evidence_rows = improve_policies(
+        measured, offer_table, previous_policies(warehouse, month), earlier_evidence
+    )
+    write_rows(
+        warehouse,
+        CALIBRATION_EVIDENCE_TABLE,
+        evidence_rows.assign(as_of_month=pd.Timestamp(month)),
+        CALIBRATION_EVIDENCE_SCHEMA,
+        {"as_of_month": pd.Timestamp(month)},
+    )
     directory = policy_dir(warehouse, context.partition_key)
     version = save_artefact(policies, directory, {"as_of_month": month, "trained_on_customers": len(measured)})
+    stamp = pd.Timestamp(month)
     table = pd.DataFrame(
         {
-            "as_of_month": pd.Timestamp(month),
+            "as_of_month": stamp,
             "offer_id": list(policies),
             "policy": [policy.kind for policy in policies.values()],
-            "n_test": [policy.evidence["n_test"] for policy in policies.values()],
-            "n_control": [policy.evidence["n_control"] for policy in policies.values()],
-            "trained_on_campaigns": [", ".join(policy.evidence["campaigns"]) for policy in policies.values()],
+            "learner": [policy.learner for policy in policies.values()],
+            "n_test": [int(policy.evidence.get("n_test", 0)) for policy in policies.values()],
+            "n_control": [int(policy.evidence.get("n_control", 0)) for policy in policies.values()],
+            "trained_on_campaigns": [", ".join(policy.evidence.get("campaigns", [])) for policy in policies.values()],
             "policy_version": version,
         }
     )
-    warehouse.replace_rows(POLICY_TABLE, table, {"as_of_month": pd.Timestamp(month)})
+    replace_rows_growing(warehouse, POLICY_TABLE, table, {"as_of_month": stamp})
+    evidence = pd.DataFrame([decision.as_row() for decision in decisions]).assign(
+        as_of_month=stamp, policy_version=version
+    )
+    replace_rows_growing(warehouse, POLICY_DECISIONS_TABLE, evidence, {"as_of_month": stamp})
+    shown = [
+        "offer_id",
+        "promoted",
+        "reason",
+        "champion_value",
+        "champion_standard_error",
+        "challenger_value",
+        "challenger_standard_error",
+        "challenger_qini",
+        "challenger_auuc",
+    ]
     return MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
             "policy_version": version,
             "policies": MetadataValue.md(table.drop(columns=["as_of_month"]).to_markdown(index=False)),
+            "champion_challenger": MetadataValue.md(
+                evidence[[c for c in shown if c in evidence.columns]].to_markdown(index=False, floatfmt=".3f")
+            ),
             "artefact": MetadataValue.path(str(directory)),
         }
     )

@@ -8,19 +8,40 @@ the dbt process has exited, because DuckDB admits one process).
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.dbt_cli import DBT_PROJECT_DIR
+from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.resources.lock import warehouse_lock
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
+
+
+def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR) -> bool:
+    """The manifest is missing or older than a file of the dbt project (models, seeds, macros, tests, config)."""
+    manifest = project_dir / "target" / "manifest.json"
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "seeds", "macros", "tests", "snapshots"):
+        sources.extend(path for path in (project_dir / folder).rglob("*") if path.is_file())
+    return any(path.exists() and path.stat().st_mtime > built for path in sources)
+
+
+# Under `dagster dev` the manifest is re-parsed when the project changed (not in every run worker it starts).
+if manifest_is_stale():
+    if shutil.which("dbt") is None:
+        # dagster-dbt prepares the project with the `dbt` on PATH: let it find the venv's without activating it.
+        os.environ["PATH"] = os.pathsep.join([str(Path(dbt_executable()).parent), os.environ.get("PATH", "")])
+    dbt_project.prepare_if_dev()
 
 
 class WarehouseTranslator(DagsterDbtTranslator):

@@ -1,4 +1,22 @@
-"""Where contacts go: the simulated world, or one CSV file per campaign for an e-mail/SMS platform."""
+"""Where contacts go: the simulated world, or one CSV file per campaign for an e-mail/SMS platform.
+
+The `file` channel writes `$CRM_HOME/exports/<campaign_id>.csv`, the list an e-mail or SMS platform imports:
+UTF-8, comma-separated, a header line, one row per contact, columns in this order:
+
+| column          | type              | meaning                                                              |
+|-----------------|-------------------|----------------------------------------------------------------------|
+| idempotency_key | text (24 hex)     | unique per campaign and customer; the platform must drop a key it has |
+| campaign_id     | text              | `<delivery month>-<objective>`, e.g. `2025-03-retention`              |
+| customer_id     | text              | the customer's id in the source system                               |
+| offer_id        | text              | the offer to send (see the `offers` seed)                            |
+| email           | text              | e-mail address, re-read from the source at send time                 |
+| phone           | text              | phone number, re-read from the source at send time                    |
+| send_date       | date (YYYY-MM-DD) | first day of the delivery month                                       |
+
+Only customers whose consent still allows contact at send time are in the file. A file is replaced atomically
+(written to `<campaign_id>.csv.partial`, then renamed), and a key already in the file is never written again,
+so a platform re-importing the file after a resumed delivery sees every contact exactly once.
+"""
 
 from __future__ import annotations
 

@@ -1,19 +1,38 @@
-"""One OS-level lock per warehouse file.
+"""One OS-level lock per warehouse file, and what happens to a run whose process died.
 
 DuckDB admits one writing process, and its own file lock also stops readers in other processes. Every
 process that opens the warehouse therefore takes this lock first; it is re-entrant within a process, so a
-loop run that holds it for a whole cycle can open and close connections (and run dbt) freely.
+loop run that holds it for a whole cycle can open and close connections (and run dbt) freely. Another process
+waits for it (`CRM_LOCK_TIMEOUT_SECONDS`, default 600) and then fails with a message naming the holder: its
+process, what it is doing and, inside a loop run, the Dagster run id. The lock is an `flock`: the OS releases it
+when its process dies, however it dies.
+
+A run killed outright (SIGKILL, the machine lost) cannot tell Dagster it stopped: its record stays STARTED and
+keeps its concurrency slots, so the next month never starts. Every run therefore records its process in its
+tags (`register_run_process`), and `recover_dead_runs`, which each new run calls first (and any launcher may),
+marks the runs whose process is gone as failed and frees their slots.
 """
 
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+DEFAULT_TIMEOUT_SECONDS = 600.0
+TIMEOUT_VARIABLE = "CRM_LOCK_TIMEOUT_SECONDS"
+
+# Run tags: the process a run executes in (host, pid and the process's start time, so a reused pid is not
+# mistaken for the run's process).
+PID_TAG = "crm/pid"
+HOST_TAG = "crm/host"
+PROCESS_STARTED_TAG = "crm/process_started"
 
 
 class WarehouseBusyError(RuntimeError):
@@ -22,27 +41,61 @@ class WarehouseBusyError(RuntimeError):
 
 _held: dict[str, int] = {}
 _fds: dict[str, int] = {}
+_purposes: dict[str, str] = {}
 _guard = threading.RLock()
+_current_run = {"note": ""}  # the Dagster run this process executes, named in every lock it takes
 
 
 def _lock_path(warehouse_path: Path) -> Path:
     return warehouse_path.with_name(warehouse_path.name + ".lock")
 
 
+def default_timeout() -> float:
+    """`CRM_LOCK_TIMEOUT_SECONDS`, or 600 s."""
+    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_TIMEOUT_SECONDS
+    except ValueError:
+        return DEFAULT_TIMEOUT_SECONDS
+
+
 def lock_holder(warehouse_path: Path) -> str:
     """Who holds the lock, as written by the holder (pid and purpose), or '' when unknown."""
     try:
-        return _lock_path(warehouse_path).read_text().strip()
+        return _lock_path(Path(warehouse_path).resolve()).read_text().strip()
     except OSError:
         return ""
 
 
+def _write_holder(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{text}\n".encode(), 0)
+
+
+def _described(purpose: str) -> str:
+    note = _current_run["note"]
+    return f"{purpose}; {note}" if note and note not in purpose else purpose
+
+
+def name_current_run(run_id: str | None) -> None:
+    """Name the Dagster run this process executes (None: it no longer executes one) in every warehouse lock it
+    holds or takes from now on."""
+    with _guard:
+        _current_run["note"] = f"Dagster run {run_id}" if run_id else ""
+        if run_id:
+            for key in _held:
+                _purposes[key] = _described(_purposes[key])
+                _write_holder(_fds[key], f"pid {os.getpid()} ({_purposes[key]})")
+
+
 @contextmanager
-def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: float = 600.0) -> Iterator[None]:
+def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: float | None = None) -> Iterator[None]:
     """Hold the OS-level lock of `warehouse_path` (re-entrant in this process).
 
-    Waits up to `timeout_seconds` for another process, then raises `WarehouseBusyError` naming the holder.
+    Waits up to `timeout_seconds` (default: `CRM_LOCK_TIMEOUT_SECONDS`, else 600 s) for another process, then
+    raises `WarehouseBusyError` naming the holder.
     """
+    timeout = default_timeout() if timeout_seconds is None else timeout_seconds
     key = str(Path(warehouse_path).resolve())
     with _guard:
         if _held.get(key):
@@ -55,7 +108,7 @@ def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: flo
         path = _lock_path(Path(key))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout_seconds
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,13 +118,13 @@ def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: flo
                     os.close(fd)
                     holder = lock_holder(Path(key)) or "another process"
                     raise WarehouseBusyError(
-                        f"The warehouse {key} is locked by {holder}; waited {timeout_seconds:.0f} s. "
+                        f"The warehouse {key} is locked by {holder}; waited {timeout:.0f} s. "
                         "Wait for that run to finish (or stop it) and try again."
                     ) from None
                 time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} ({purpose or 'crm-loop'})\n".encode())
-        _held[key], _fds[key] = 1, fd
+        purpose = _described(purpose or "crm-loop")
+        _write_holder(fd, f"pid {os.getpid()} ({purpose})")
+        _held[key], _fds[key], _purposes[key] = 1, fd, purpose
     try:
         yield
     finally:
@@ -79,6 +132,94 @@ def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: flo
             _held[key] -= 1
             if _held[key] == 0:
                 del _held[key]
+                del _purposes[key]
                 fd = _fds.pop(key)
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------- dead runs
+def _process_started(pid: int) -> str:
+    """When the process started (clock ticks since boot, from /proc), or '' where /proc is not available."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after the command name
+
+
+def process_identity(pid: int | None = None) -> dict[str, str]:
+    """The run tags that identify a process: host, pid, start time."""
+    pid = os.getpid() if pid is None else pid
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PROCESS_STARTED_TAG: _process_started(pid)}
+
+
+def process_is_alive(pid: int, started: str = "") -> bool:
+    """Whether process `pid` of this host is running and is the one that started at `started` (when known)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return not started or _process_started(pid) in ("", started)
+
+
+def register_run_process(instance, run_id: str) -> bool:
+    """Record in the run's tags the process it executes in (see `recover_dead_runs`).
+
+    Only the process that owns the run does: a step process of a multi-process executor (a child of the run's
+    process, gone once its step is done) records nothing, so such runs are never judged dead.
+    """
+    if multiprocessing.parent_process() is not None:
+        return False
+    instance.add_run_tags(run_id, process_identity())
+    return True
+
+
+def dead_runs(instance) -> list:
+    """Runs recorded as starting, started or cancelling whose process on this host is gone.
+
+    Runs of other hosts, and runs that never recorded their process, are left alone (nothing proves them dead).
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    in_flight = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    host = socket.gethostname()
+    found = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=in_flight)):
+        pid = run.tags.get(PID_TAG)
+        if not pid or run.tags.get(HOST_TAG) != host:
+            continue
+        if not process_is_alive(int(pid), run.tags.get(PROCESS_STARTED_TAG, "")):
+            found.append(run)
+    return found
+
+
+def recover_dead_runs(instance, exclude: str | None = None) -> list[str]:
+    """Mark every dead run (see `dead_runs`) as failed, and free the concurrency slots of every run that no
+    longer runs (dead or finished), so that the next run neither waits for them nor thinks a month is in
+    progress. Returns the ids of the runs marked failed."""
+    marked = []
+    for run in dead_runs(instance):
+        if run.run_id == exclude:
+            continue
+        instance.report_run_failed(
+            run,
+            message=(
+                f"Run {run.run_id} stopped without a trace: its process (pid {run.tags[PID_TAG]} on "
+                f"{run.tags[HOST_TAG]}) is gone, killed or crashed. Marked as failed by the next run; "
+                "re-run the month to complete it (what it wrote is replaced, nothing is sent twice)."
+            ),
+        )
+        marked.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        from dagster import DagsterRunStatus
+
+        holding = set(storage.get_concurrency_run_ids()) - ({exclude} if exclude else set())
+        for run_id in holding:
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED) or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return marked

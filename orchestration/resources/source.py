@@ -17,26 +17,59 @@ from orchestration.raw_tables import (
     SourceError,
     absent_columns,
     conform,
+    delivered_frame,
     month_files,
+    monthly_files,
+    read_delivered_file,
     read_table_file,
 )
 from orchestration.settings import ConfigurationError
 
-__all__ = ["RAW_SCHEMAS", "RAW_TABLES", "REQUIRED_TABLES", "Delivery", "SourceError", "SourceResource", "conform"]
+__all__ = [
+    "RAW_SCHEMAS",
+    "RAW_TABLES",
+    "REQUIRED_TABLES",
+    "Delivery",
+    "DeliveredFileRecord",
+    "SourceError",
+    "SourceResource",
+    "conform",
+]
+
+
+@dataclass(frozen=True)
+class DeliveredFileRecord:
+    """One file (or simulator extract) of a delivery, as the delivery log `audit.deliveries` records it.
+
+    `problems` are what breaks the file as a whole (see orchestration.raw_tables.read_delivered_file), `month`
+    the month it is named after (None when it is not named after a month).
+    """
+
+    origin: str
+    month: date | None
+    rows: int
+    columns: tuple[str, ...]
+    problems: tuple[str, ...] = ()
+    sha256: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
 class Delivery:
     """What a source delivered of one raw table for one partition.
 
-    `rows` has the contract's columns plus `_loaded_month`, the month each row was delivered for (the
-    month of its file; the partition month for the simulator). `origins` names where the rows came from;
-    `absent_columns` are optional columns the source did not have (NULL in the rows that came without them).
+    `rows` has the contract's columns, `_loaded_month` (the month each row was delivered for: the month of its
+    file; the partition month for the simulator), and where each row came from with what of it could not be
+    read (`_source_file`, `_source_line`, `_unreadable_line`, `_unreadable_<column>`; see
+    orchestration.raw_tables). `origins` names where the rows came from; `absent_columns` are optional columns
+    the source did not have (NULL in the rows that came without them); `files` describes every file read.
+    Bad values never stop a delivery: the gates judge them (orchestration/gates.py).
     """
 
     rows: pd.DataFrame
     origins: tuple[str, ...]
     absent_columns: tuple[str, ...]
+    files: tuple[DeliveredFileRecord, ...] = ()
 
 
 class SourceResource(ConfigurableResource):
@@ -100,25 +133,58 @@ class SourceResource(ConfigurableResource):
         deliveries: dict[str, Delivery | None] = {}
         for table, frame in tables.items():
             origin = f"simulator {table} {month:%Y-%m}"
-            rows = conform(table, frame, origin).assign(**{LOADED_MONTH: pd.Timestamp(month)})
-            deliveries[table] = Delivery(rows, (origin,), tuple(absent_columns(table, frame.columns)))
+            rows = delivered_frame(table, frame, origin).assign(**{LOADED_MONTH: pd.Timestamp(month)})
+            record = DeliveredFileRecord(origin, month, len(rows), tuple(map(str, frame.columns)))
+            deliveries[table] = Delivery(rows, (origin,), tuple(absent_columns(table, frame.columns)), (record,))
         return deliveries
 
     def _extract_files(self, table: str, month: date, with_history: bool) -> Delivery | None:
-        files = month_files(Path(self.files_dir), table)
-        if month not in files and table in REQUIRED_TABLES:
+        """Every file of `table` the partition reads, without stopping at bad content: rows are typed where they
+        can be, and what breaks a file as a whole is recorded with it. A required table without a file for the
+        month stops the collect (the month is not there yet)."""
+        by_month, misnamed = monthly_files(Path(self.files_dir), table)
+        if month not in by_month and table in REQUIRED_TABLES:
+            files = {file_month: paths[0] for file_month, paths in by_month.items()}
             raise SourceError(self._missing_month_message(table, month, files, with_history))
-        wanted = sorted(m for m in files if (m <= month if with_history else m == month))
-        if not wanted:
+        wanted = sorted(m for m in by_month if (m <= month if with_history else m == month))
+        if not wanted and not misnamed:
             return None
-        frames, absent = [], set()
+        frames, records, absent = [], [], set()
         for file_month in wanted:
-            table_file = read_table_file(files[file_month], table)
-            frames.append(table_file.rows.assign(**{LOADED_MONTH: pd.Timestamp(file_month)}))
-            absent.update(table_file.absent_columns)
-        rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            paths = by_month[file_month]
+            for path in paths:
+                delivered = read_delivered_file(path, table)
+                problems = delivered.problems
+                if len(paths) > 1:
+                    others = " and ".join(other.name for other in paths)
+                    problems += (f"two files for {file_month:%Y-%m} ({others}); keep one of them",)
+                frames.append(delivered.rows.assign(**{LOADED_MONTH: pd.Timestamp(file_month)}))
+                records.append(
+                    DeliveredFileRecord(
+                        str(path),
+                        file_month,
+                        len(delivered.rows),
+                        delivered.columns,
+                        problems,
+                        delivered.sha256,
+                        delivered.size,
+                    )
+                )
+                absent.update(delivered.absent_columns)
+        for path in misnamed:
+            problem = (
+                f"not a monthly file: the files source reads <YYYY-MM>.csv or <YYYY-MM>.parquet (e.g. 2024-01.csv); "
+                f"rename the file or move it out of {path.parent}"
+            )
+            records.append(DeliveredFileRecord(str(path), None, 0, (), (problem,), None, path.stat().st_size))
+        if frames:
+            rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        else:
+            rows = delivered_frame(table, pd.DataFrame(), "").assign(
+                **{LOADED_MONTH: pd.Series(dtype="datetime64[us]")}
+            )
         ordered_absent = tuple(column for column in RAW_SCHEMAS[table] if column in absent)
-        return Delivery(rows, tuple(str(files[m]) for m in wanted), ordered_absent)
+        return Delivery(rows, tuple(record.origin for record in records), ordered_absent, tuple(records))
 
     def _missing_month_message(self, table: str, month: date, files: dict[date, Path], with_history: bool) -> str:
         folder = Path(self.files_dir) / table

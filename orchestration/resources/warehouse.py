@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
-from orchestration.resources.lock import warehouse_lock
+from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
 
 
 class WarehouseResource(ConfigurableResource):
@@ -27,6 +27,20 @@ class WarehouseResource(ConfigurableResource):
     @property
     def file(self) -> Path:
         return Path(self.path)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """At the start of every run: mark the runs whose process died as failed (freeing their concurrency
+        slots), record this run's process in its tags, and name the run in the warehouse lock when this
+        process holds it (orchestration.resources.lock)."""
+        instance, run = context.instance, context.dagster_run
+        if instance is None or run is None:
+            return
+        recover_dead_runs(instance, exclude=run.run_id)
+        register_run_process(instance, run.run_id)
+        name_current_run(run.run_id)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        name_current_run(None)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

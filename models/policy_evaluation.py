@@ -1,0 +1,220 @@
+"""Champion and challenger: is a newly trained targeting policy better than the one in use?
+
+Both policies are judged on campaigns neither was trained on: for each offer, the campaigns of the most recent
+delivery month are held out, the challenger is trained on the earlier ones, and the champion (trained a month
+before) has never seen them either. A held-out campaign is a randomised experiment: among its selected
+customers, test and control were assigned at random with a known probability. So for any subset ``S`` a policy
+would contact, the incremental profit of contacting ``S`` is estimated without a model (Hajek's ratio form of
+inverse-propensity weighting; Horvitz & Thompson 1952, Hajek 1971):
+
+    value(S) = |S| * ( sum_{S,test} w (margin - incentive * responded) / sum_{S,test} w
+                       - sum_{S,control} w margin / sum_{S,control} w ) - |S| * contact_cost,
+
+with ``w = 1 / P(test)`` for test and ``1 / P(control)`` for control customers. A policy contacts the
+customers whose expected incremental profit is positive (a randomised pilot contacts everyone it is shown);
+contacting nobody is worth 0. The challenger replaces the champion only when its held-out value is higher.
+Qini coefficient and AUUC of both on the held-out customers are recorded as evidence of ranking quality.
+
+This evaluates selections *within* the held-out campaigns' audience (customers an earlier policy selected or
+explored); it is the standard off-policy evaluation with logged randomised data (Li et al. 2011, "Unbiased
+offline evaluation of contextual-bandit-based news article recommendation algorithms", WSDM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from models.uplift import auuc, qini_auc
+
+
+@dataclass
+class PolicyValue:
+    """A policy's estimated incremental profit on held-out campaigns, and the evidence behind it."""
+
+    value: float  # EUR, estimated incremental profit of contacting the customers the policy selects
+    standard_error: float
+    n_selected: int
+    n_selected_test: int
+    n_selected_control: int
+    qini: float = float("nan")
+    auuc: float = float("nan")
+
+    def as_dict(self, prefix: str) -> dict[str, Any]:
+        return {f"{prefix}_{key}": value for key, value in self.__dict__.items()}
+
+
+def selection_value(
+    held_out: pd.DataFrame, selected: np.ndarray, contact_cost: float, incentive_cost: float
+) -> tuple[float, float, int, int]:
+    """Hajek estimate (module docstring) of the incremental profit of contacting the ``selected`` rows of
+    ``held_out`` (columns ``group``, ``treatment_probability``, ``responded``, ``margin``), its standard error
+    (delta method), and the selected test and control counts. NaN when the selection has no test or no control
+    customer; 0 for an empty selection."""
+    rows = held_out[np.asarray(selected, dtype=bool)]
+    treated = (rows["group"] == "test").to_numpy()
+    n_test, n_control = int(treated.sum()), int((~treated).sum())
+    if len(rows) == 0:
+        return 0.0, 0.0, 0, 0
+    if n_test == 0 or n_control == 0:
+        return float("nan"), float("nan"), n_test, n_control
+    probability = rows["treatment_probability"].astype(float).clip(1e-6, 1 - 1e-6).to_numpy()
+    margin = rows["margin"].astype(float).to_numpy()
+    responded = rows["responded"].astype(float).to_numpy()
+    gain_treated = margin - incentive_cost * responded
+    w_t, w_c = 1.0 / probability[treated], 1.0 / (1.0 - probability[~treated])
+    mean_t = float(np.sum(w_t * gain_treated[treated]) / np.sum(w_t))
+    mean_c = float(np.sum(w_c * margin[~treated]) / np.sum(w_c))
+    # Delta-method variance of a weighted mean: sum w^2 (y - mean)^2 / (sum w)^2.
+    var_t = float(np.sum(w_t**2 * (gain_treated[treated] - mean_t) ** 2) / np.sum(w_t) ** 2)
+    var_c = float(np.sum(w_c**2 * (margin[~treated] - mean_c) ** 2) / np.sum(w_c) ** 2)
+    size = len(rows)
+    return size * (mean_t - mean_c - contact_cost), size * float(np.sqrt(var_t + var_c)), n_test, n_control
+
+
+def evaluate_policy(
+    held_out: pd.DataFrame,
+    expected_profit: np.ndarray,
+    contact_cost: float,
+    incentive_cost: float,
+    selected: np.ndarray | None = None,
+) -> PolicyValue:
+    """The held-out value of a policy that contacts the ``selected`` held-out rows (default: those with a
+    positive ``expected_profit``; NaN everywhere is a randomised pilot, which contacts everyone), with Qini and
+    AUUC of its ranking by ``expected_profit``."""
+    profit = np.asarray(expected_profit, dtype="float64")
+    pilot = np.isnan(profit).all()
+    if selected is None:
+        selected = np.ones(len(profit), dtype=bool) if pilot else np.nan_to_num(profit, nan=-np.inf) > 0
+    selected = np.asarray(selected, dtype=bool)
+    value, standard_error, n_test, n_control = selection_value(held_out, selected, contact_cost, incentive_cost)
+    result = PolicyValue(value, standard_error, int(selected.sum()), n_test, n_control)
+    if not pilot and len(held_out):
+        treatment = (held_out["group"] == "test").astype(int).to_numpy()
+        responded = held_out["responded"].astype(float).to_numpy()
+        score = np.nan_to_num(profit, nan=-np.inf)
+        result.qini = qini_auc(treatment, responded, score)
+        result.auuc = auuc(treatment, responded, score)
+    return result
+
+
+def profit_outcome(rows: pd.DataFrame, contact_cost: float, incentive_cost: float) -> np.ndarray:
+    """The inverse-propensity transformed profit outcome of randomised rows (Athey & Imbens 2016, "Recursive
+    partitioning for heterogeneous causal effects", PNAS, section 2.3):
+
+        Z = T (margin - incentive * responded) / p - (1 - T) margin / (1 - p) - contact_cost,
+
+    with ``p = P(test)``. Its expectation given the customer's features is the customer's expected incremental
+    profit of a contact, so a regression of Z on a model's predictions calibrates them."""
+    treated = (rows["group"] == "test").to_numpy()
+    probability = rows["treatment_probability"].astype(float).clip(1e-6, 1 - 1e-6).to_numpy()
+    margin = rows["margin"].astype(float).to_numpy()
+    responded = rows["responded"].astype(float).to_numpy()
+    gain = np.where(treated, (margin - incentive_cost * responded) / probability, -margin / (1 - probability))
+    return gain - contact_cost
+
+
+@dataclass
+class ProfitCalibration:
+    """A linear calibration of predicted incremental profit, ``E[profit | prediction] = a + b * prediction``.
+
+    Fitted by least squares of the transformed outcome (:func:`profit_outcome`) on *out-of-sample* predictions
+    (each made by a model that had not seen the customer's campaign), with a heteroskedasticity-consistent
+    covariance (HC1; White 1980). An uplift model whose predictions carry no information gets ``b`` near 0 and
+    the calibrated profit becomes the average profit of a contact. ``lower_bound`` is the one-sided
+    ``confidence`` bound of the calibrated expectation: a policy contacts a customer only when it is positive,
+    i.e. only when the evidence says the contact pays (high-confidence policy improvement; Thomas, Theocharous
+    & Ghavamzadeh 2015, AAAI).
+    """
+
+    intercept: float
+    slope: float
+    covariance: np.ndarray
+    n_rows: int
+    confidence: float = 0.95
+
+    @classmethod
+    def fit(cls, predicted: np.ndarray, outcome: np.ndarray, confidence: float = 0.95) -> ProfitCalibration | None:
+        x = np.asarray(predicted, dtype="float64")
+        z = np.asarray(outcome, dtype="float64")
+        keep = np.isfinite(x) & np.isfinite(z)
+        x, z = x[keep], z[keep]
+        if len(x) < 30 or np.var(x) == 0:
+            return None
+        design = np.column_stack([np.ones(len(x)), x])
+        gram_inverse = np.linalg.inv(design.T @ design)
+        coefficients = gram_inverse @ design.T @ z
+        residual = z - design @ coefficients
+        meat = (design * residual[:, None] ** 2).T @ design
+        covariance = gram_inverse @ meat @ gram_inverse * len(x) / (len(x) - 2)
+        return cls(float(coefficients[0]), float(coefficients[1]), covariance, int(len(x)), confidence)
+
+    def expected(self, predicted: np.ndarray) -> np.ndarray:
+        return self.intercept + self.slope * np.asarray(predicted, dtype="float64")
+
+    def lower_bound(self, predicted: np.ndarray) -> np.ndarray:
+        x = np.asarray(predicted, dtype="float64")
+        variance = self.covariance[0, 0] + 2 * x * self.covariance[0, 1] + x**2 * self.covariance[1, 1]
+        return self.expected(x) - stats.norm.ppf(self.confidence) * np.sqrt(np.maximum(variance, 0.0))
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "calibration_intercept": self.intercept,
+            "calibration_slope": self.slope,
+            "calibration_slope_se": float(np.sqrt(self.covariance[1, 1])),
+            "calibration_rows": self.n_rows,
+        }
+
+
+@dataclass
+class ChampionDecision:
+    """The outcome of one champion/challenger comparison for one offer."""
+
+    offer_id: str
+    held_out_campaigns: list[str]
+    champion: PolicyValue | None
+    challenger: PolicyValue | None
+    promoted: bool
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "offer_id": self.offer_id,
+            "held_out_campaigns": ", ".join(self.held_out_campaigns),
+            "promoted": self.promoted,
+            "reason": self.reason,
+        }
+        for prefix, value in (("champion", self.champion), ("challenger", self.challenger)):
+            fields = PolicyValue(np.nan, np.nan, 0, 0, 0).as_dict(prefix) if value is None else value.as_dict(prefix)
+            row.update(fields)
+        return {**row, **self.evidence}
+
+
+def decide(
+    offer_id: str,
+    held_out_campaigns: list[str],
+    champion: PolicyValue | None,
+    challenger: PolicyValue | None,
+) -> ChampionDecision:
+    """Promote the challenger only when it exists and its held-out value beats the champion's."""
+    if challenger is None:
+        return ChampionDecision(offer_id, held_out_campaigns, champion, None, False, "no challenger could be trained")
+    if champion is None or not held_out_campaigns:
+        return ChampionDecision(
+            offer_id, held_out_campaigns, champion, challenger, False, "no held-out campaign to compare on"
+        )
+    if not np.isfinite(challenger.value):
+        return ChampionDecision(
+            offer_id, held_out_campaigns, champion, challenger, False, "challenger's value is not estimable"
+        )
+    champion_value = champion.value if np.isfinite(champion.value) else -np.inf
+    if challenger.value > champion_value:
+        reason = f"challenger wins on held-out incremental profit ({challenger.value:.2f} > {champion.value:.2f} EUR)"
+        return ChampionDecision(offer_id, held_out_campaigns, champion, challenger, True, reason)
+    reason = f"champion holds on held-out incremental profit ({champion.value:.2f} >= {challenger.value:.2f} EUR)"
+    return ChampionDecision(offer_id, held_out_campaigns, champion, challenger, False, reason)

@@ -1,0 +1,164 @@
+"""Champion/challenger evidence (models/policy_evaluation.py, models/targeting.py, models/uplift.py AUUC).
+
+Protected properties: the held-out value of a selection is an unbiased estimate of its true incremental profit
+on randomised data; a calibration of predictions with no information has a slope near zero and a negative
+lower bound when contacts lose money on average, so such a policy contacts nobody, while informative
+predictions are recovered; the challenger replaces the champion only when its held-out value is higher; the
+improve step ends a randomised pilot with the first calibrated model and records calibration evidence; the
+uplift curve and AUUC are right at their endpoints and reward a good ranking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.policy_evaluation import (
+    PolicyValue,
+    ProfitCalibration,
+    decide,
+    evaluate_policy,
+    profit_outcome,
+    selection_value,
+)
+from models.uplift import auuc, uplift_curve
+
+
+def randomised_campaign(
+    n: int, seed: int, p_test: float = 0.9, max_uplift: float = 0.3
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers whose true incremental profit of a contact is `true_profit` (contact 0.5, voucher 10)."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.05, 0.3, n)
+    uplift = rng.uniform(0.0, max_uplift, n)
+    spend = 40.0
+    treated = rng.random(n) < p_test
+    responded = rng.random(n) < base + treated * uplift
+    margin = np.where(responded, rng.gamma(4.0, spend / 4.0, n), 0.0)
+    frame = pd.DataFrame(
+        {
+            "group": np.where(treated, "test", "control"),
+            "treatment_probability": p_test,
+            "responded": responded,
+            "margin": margin,
+        }
+    )
+    true_profit = uplift * spend - 0.5 - 10.0 * (base + uplift)
+    return frame, true_profit
+
+
+def test_held_out_value_is_unbiased_for_the_true_profit_of_the_selection() -> None:
+    estimates, truths = [], []
+    for seed in range(300):
+        frame, true_profit = randomised_campaign(600, seed)
+        selected = true_profit > 0
+        value, standard_error, _, _ = selection_value(frame, selected, 0.5, 10.0)
+        estimates.append(value)
+        truths.append(true_profit[selected].sum())
+    error = np.asarray(estimates) - np.asarray(truths)
+    # Mean error within 3 standard errors of zero (Hajek's ratio estimator has an O(1/n) bias only).
+    assert abs(error.mean()) < 3 * error.std() / np.sqrt(len(error))
+    assert selection_value(frame, np.zeros(len(frame), bool), 0.5, 10.0)[0] == 0.0
+
+
+def test_calibration_finds_no_information_in_noise_and_recovers_real_signal() -> None:
+    frame, true_profit = randomised_campaign(20_000, seed=1, max_uplift=0.1)  # a contact loses money on average
+    assert true_profit.mean() < 0
+    outcome = profit_outcome(frame, 0.5, 10.0)
+    noise = np.random.default_rng(2).normal(0, 2, len(frame))
+    useless = ProfitCalibration.fit(noise, outcome)
+    assert abs(useless.slope) < 3 * np.sqrt(useless.covariance[1, 1])
+    assert (useless.lower_bound(noise) < 0).mean() > 0.95  # contacts lose money on average: nobody is contacted
+    informative = ProfitCalibration.fit(true_profit, outcome)
+    assert informative.slope == pytest.approx(1.0, abs=4 * np.sqrt(informative.covariance[1, 1]))
+    mean_se = np.sqrt(informative.covariance[0, 0])  # the IPW outcome is noisy: judge within its standard error
+    assert informative.expected(true_profit).mean() == pytest.approx(true_profit.mean(), abs=3 * mean_se)
+    assert ProfitCalibration.fit(np.ones(100), outcome[:100]) is None  # no variation, no calibration
+
+
+def test_the_challenger_replaces_the_champion_only_when_it_earns_more() -> None:
+    champion, better, worse = (
+        PolicyValue(100.0, 50, 10, 9, 1),
+        PolicyValue(150.0, 50, 8, 7, 1),
+        PolicyValue(90.0, 50, 8, 7, 1),
+    )
+    assert decide("o", ["c1"], champion, better).promoted
+    assert not decide("o", ["c1"], champion, worse).promoted
+    assert not decide("o", ["c1"], champion, PolicyValue(100.0, 50, 8, 7, 1)).promoted  # a tie keeps the champion
+    assert not decide("o", ["c1"], champion, None).promoted
+    assert not decide("o", [], champion, better).promoted
+    row = decide("o", ["c1"], champion, better).as_row()
+    assert row["champion_value"] == 100.0 and row["challenger_value"] == 150.0 and row["promoted"]
+
+
+def test_a_pilot_is_judged_on_contacting_everyone() -> None:
+    frame, true_profit = randomised_campaign(2000, seed=4)
+    pilot = evaluate_policy(frame, np.full(len(frame), np.nan), 0.5, 10.0)
+    everyone = selection_value(frame, np.ones(len(frame), bool), 0.5, 10.0)[0]
+    assert pilot.value == pytest.approx(everyone) and pilot.n_selected == len(frame)
+    model = evaluate_policy(frame, true_profit, 0.5, 10.0)
+    assert model.n_selected == int((true_profit > 0).sum()) and np.isfinite(model.qini)
+
+
+def test_uplift_curve_endpoints_and_auuc_reward_a_good_ranking() -> None:
+    treatment = np.array([1, 1, 0, 0, 1, 0])
+    responded = np.array([1, 0, 0, 1, 1, 0])
+    fractions, gains = uplift_curve(treatment, responded, np.arange(6)[::-1])
+    assert fractions[0] == 0 and gains[0] == 0 and fractions[-1] == 1
+    assert gains[-1] == pytest.approx(2 / 3 - 1 / 3)  # overall rate difference times the whole sample
+    rng = np.random.default_rng(5)
+    n = 5000
+    uplift = rng.uniform(0, 0.4, n)
+    treated = rng.random(n) < 0.5
+    response = rng.random(n) < 0.1 + treated * uplift
+    assert auuc(treated, response, uplift) > 0.01
+    assert auuc(treated, response, -uplift) < -0.01
+
+
+def _measured(n_months: int = 3, n: int = 1500) -> pd.DataFrame:
+    from models.targeting import UPLIFT_FEATURES
+
+    rng = np.random.default_rng(7)
+    frames = []
+    for month in range(n_months):
+        features = pd.DataFrame({column: rng.uniform(0, 1, n) for column in UPLIFT_FEATURES})
+        group = np.where(rng.random(n) < 0.85, "test", np.where(rng.random(n) < 0.5, "control", "not selected"))
+        responded = rng.random(n) < 0.1 + (group == "test") * 0.2 * features["recency_days"].to_numpy()
+        frames.append(
+            features.assign(
+                campaign_id=f"2025-0{month + 2}-retention",
+                customer_id=[f"C{month}{i:06d}" for i in range(n)],
+                offer_id="retain_voucher",
+                delivery_month=pd.Timestamp(f"2025-0{month + 2}-01"),
+                group=group,
+                treatment_probability=np.where(group == "not selected", 0.0, 0.85 / (0.85 + 0.075)),
+                responded=responded,
+                margin=np.where(responded, rng.gamma(4, 10, n), 0.0),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_improve_ends_the_pilot_with_the_first_calibrated_model_and_records_evidence() -> None:
+    from models.targeting import improve_policies
+
+    offers = pd.DataFrame(
+        {"offer_id": ["retain_voucher", "winback_voucher"], "contact_cost": [0.5, 0.5], "incentive_cost": [10.0, 15.0]}
+    )
+    measured = _measured(n_months=1)
+    policies, decisions, evidence = improve_policies(measured, offers, None)
+    assert policies["retain_voucher"].kind == "randomised_pilot"  # one month: nothing to train and test on
+    assert evidence.empty
+    measured = _measured(n_months=2)
+    policies, decisions, evidence = improve_policies(measured, offers, None)
+    retain = next(d for d in decisions if d.offer_id == "retain_voucher")
+    assert retain.promoted and policies["retain_voucher"].kind == "uplift_model"
+    assert policies["retain_voucher"].calibration is not None
+    assert set(evidence["campaign_id"]) == {"2025-03-retention"}  # the held-out month, predicted out of sample
+    assert not evidence["customer_id"].isin(measured.loc[measured["group"] == "not selected", "customer_id"]).any()
+    assert policies["winback_voucher"].kind == "randomised_pilot"  # no winback campaign measured yet
+    # Next month the deployed model is the champion; the evidence accumulates.
+    later, decisions, more = improve_policies(_measured(n_months=3), offers, policies, evidence)
+    retain = next(d for d in decisions if d.offer_id == "retain_voucher")
+    assert retain.champion is not None and retain.evidence["calibration_rows"] > len(evidence)
