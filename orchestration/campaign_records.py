@@ -9,7 +9,7 @@ month again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -137,14 +137,16 @@ def record_gate(
     write_rows(warehouse, GATES_TABLE, row, GATE_SCHEMA, {"designed_in_month": pd.Timestamp(month), "gate": gate})
 
 
-def gates_not_passed(warehouse: WarehouseResource, month: date, plan_hash: str) -> list[str]:
-    """The PLAN_GATES that have not passed for this plan hash (all of them when none was recorded)."""
+def gates_not_passed(
+    warehouse: WarehouseResource, month: date, plan_hash: str, gates: Sequence[str] = PLAN_GATES
+) -> list[str]:
+    """The `gates` that have not passed for this plan hash (all of them when none was recorded)."""
     warehouse.ensure_table(GATES_TABLE, GATE_SCHEMA)
     passed = warehouse.query(
         f"select gate from {GATES_TABLE} where designed_in_month = ? and plan_hash = ? and passed",
         [pd.Timestamp(month), plan_hash],
     )
-    return [gate for gate in PLAN_GATES if gate not in set(passed["gate"])]
+    return [gate for gate in gates if gate not in set(passed["gate"])]
 
 
 def approval_of(warehouse: WarehouseResource, month: date, plan_hash: str) -> dict | None:
@@ -158,13 +160,18 @@ def approval_of(warehouse: WarehouseResource, month: date, plan_hash: str) -> di
 
 
 def record_approval(
-    warehouse: WarehouseResource, month: date, plan_hash: str, approved_by: str, mode: str = MANUAL
+    warehouse: WarehouseResource,
+    month: date,
+    plan_hash: str,
+    approved_by: str,
+    mode: str = MANUAL,
+    gates: Sequence[str] = PLAN_GATES,
 ) -> dict:
     """Approve the plan designed in `month` whose content hash is `plan_hash` (idempotent per hash).
 
     Refuses a hash that has not passed every gate: an approval never overrides a failed check.
     """
-    missing = gates_not_passed(warehouse, month, plan_hash)
+    missing = gates_not_passed(warehouse, month, plan_hash, gates)
     if missing:
         raise PlanNotCleared(
             f"the plan designed in {month:%Y-%m} (hash {plan_hash[:12]}) has not passed {', '.join(missing)}; "
@@ -203,7 +210,11 @@ def record_execution(warehouse: WarehouseResource, row: Mapping[str, Any]) -> No
 
 
 def approve_from_command_line(
-    warehouse: WarehouseResource, month: date, approved_by: str, plan_hash: str | None
+    warehouse: WarehouseResource,
+    month: date,
+    approved_by: str,
+    plan_hash: str | None,
+    clear_gates: Callable[[WarehouseResource, date, str], list[str]] | None = None,
 ) -> str:
     """`crm-loop approve`: approve the plan designed in `month` (delivered the month after); returns a summary.
 
@@ -221,7 +232,13 @@ def approve_from_command_line(
         raise PlanNotCleared(
             f"the plan designed in {month:%Y-%m} now has hash {current[:12]}, not {plan_hash}: review it again"
         )
-    approval = record_approval(warehouse, month, current, approved_by, MANUAL)
+    gates = PLAN_GATES
+    if clear_gates is not None:
+        failed = clear_gates(warehouse, month, current)
+        if failed:
+            raise PlanNotCleared(f"the plan designed in {month:%Y-%m} fails {', '.join(failed)}: it cannot be approved")
+        gates = ()
+    approval = record_approval(warehouse, month, current, approved_by, MANUAL, gates)
     sizes = (
         plan.groupby(["campaign_id", "group"]).size().unstack(fill_value=0).to_string()
         if len(plan)

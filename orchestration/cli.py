@@ -497,11 +497,12 @@ def _add_approve_parser(commands) -> None:
 
 
 def approve_plan(settings: Settings, args) -> int:
+    from orchestration.assets.execute import clear_plan_gates
     from orchestration.campaign_records import approve_from_command_line
     from orchestration.resources import WarehouseResource
 
     warehouse = WarehouseResource(path=str(settings.warehouse_path))
-    print(approve_from_command_line(warehouse, args.month, args.by, args.plan_hash))
+    print(approve_from_command_line(warehouse, args.month, args.by, args.plan_hash, clear_plan_gates))
     return 0
 
 

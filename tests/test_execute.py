@@ -169,11 +169,12 @@ def test_the_approve_command_refuses_a_plan_changed_since_review(warehouse: Ware
 def test_outside_simulation_the_plan_waits_for_a_recorded_approval(warehouse: WarehouseResource, tmp_path) -> None:
     from dagster import Failure, build_asset_context
 
-    from orchestration.assets.execute import ApprovalConfig, campaign_plan_approval
+    from orchestration.assets.execute import ApprovalConfig, campaign_plan_approval, plan_gate_rules
     from orchestration.resources import SourceResource
 
     plan = write_plan(warehouse, ["test", "test", "control"])
-    for gate in PLAN_GATES:
+    assert set(PLAN_GATES) <= set(plan_gate_rules())  # every blocking check of the plan is a gate of execute
+    for gate in plan_gate_rules():
         record_gate(warehouse, MONTH, plan_content_hash(plan), gate, True)
     files = SourceResource(kind="files", home=str(tmp_path), files_dir=str(tmp_path / "inbox"))
     with pytest.raises(Failure, match="awaits approval"):
@@ -193,3 +194,26 @@ def test_outside_simulation_the_plan_waits_for_a_recorded_approval(warehouse: Wa
         build_asset_context(partition_key=MONTH.isoformat()), ApprovalConfig(), warehouse=warehouse, source=simulated
     )
     assert auto.metadata["plan_hash"] == plan_content_hash(plan)
+
+
+def test_a_gate_that_has_not_judged_this_plan_validates_it_before_approval(warehouse, monkeypatch) -> None:
+    from orchestration.assets import execute
+
+    plan = write_plan(warehouse, ["test", "test", "control"])
+    plan_hash = plan_content_hash(plan)
+    judged = []
+
+    def rule(name: str, verdict: bool):
+        def check(w, month) -> bool:
+            judged.append(name)
+            return verdict
+
+        return check
+
+    monkeypatch.setattr(
+        execute, "plan_gate_rules", lambda: {"recorded": rule("recorded", True), "silent": rule("silent", False)}
+    )
+    record_gate(warehouse, MONTH, plan_hash, "recorded", True)
+    assert execute.clear_plan_gates(warehouse, MONTH, plan_hash) == ["silent"]
+    assert judged == ["silent"]  # a gate that already passed this exact plan is not asked again
+    assert gates_not_passed(warehouse, MONTH, plan_hash, ["recorded", "silent"]) == ["silent"]

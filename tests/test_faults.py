@@ -13,6 +13,7 @@ Each world runs in processes of its own (tests/fault_injection.py), with CRM_SIM
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -117,19 +118,17 @@ def _tables(home: Path) -> dict[str, pd.DataFrame]:
     return {name: _read(home, sql) for name, sql in COMPARED.items()}
 
 
-def _wait_for_started_run(home: Path, timeout: float = 120) -> str:
+def _wait_for_started_run(home: Path, process: subprocess.Popen, timeout: float = 900) -> str:
+    """The id of the Dagster run that `process` started, once it holds the warehouse lock (the lock names it)."""
+    lock = home / "warehouse.duckdb.lock"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (home / "dagster").exists():
-            try:
-                state = _instance_runs(home)
-            except subprocess.CalledProcessError:
-                state = {"runs": []}
-            started = [run for run in state["runs"] if run["status"] == "STARTED" and "crm/pid" in run["tags"]]
-            if started:
-                return started[0]["id"]
-        time.sleep(0.5)
-    raise AssertionError("the first run never started")
+        found = re.search(r"Dagster run ([0-9a-f-]{36})", lock.read_text() if lock.exists() else "")
+        if found:
+            return found.group(1)
+        assert process.poll() is None, _output(process)
+        time.sleep(0.2)
+    raise AssertionError(f"no run started in {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +141,7 @@ def worlds(dbt_manifest, tmp_path_factory):
     first = _launch(reference, "none", "run")
     in_dbt = _launch(faulty, "dbt", "run")
 
-    holder = _wait_for_started_run(reference)
+    holder = _wait_for_started_run(reference, first)
     second_loop = _run(reference, "none", "run")
     probe = (
         "from orchestration.resources import WarehouseResource; import os;"

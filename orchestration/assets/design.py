@@ -202,31 +202,35 @@ def campaign_plan(
     return MaterializeResult(metadata=metadata)
 
 
+def decision_log_violations(warehouse: WarehouseResource, month) -> dict[str, int]:
+    """Rows of the plan designed in `month` breaking each rule of `plan_matches_its_decision_log`."""
+    plan = plan_designed_in(warehouse, month)
+    if plan.empty:
+        return {}
+    decisions = warehouse.query(
+        f"select campaign_id, customer_id, eligible, decision from {DECISIONS_TABLE} where designed_in_month = ?",
+        [pd.Timestamp(month)],
+    )
+    joined = plan.merge(decisions, on=["campaign_id", "customer_id"], how="left")
+    return {
+        "planned customer missing from the decision log": int(joined["decision"].isna().sum()),
+        "planned customer not eligible": int((~joined["eligible"].fillna(False).astype(bool)).sum()),
+        "group differs from the decision log": int((joined["decision"].fillna("") != joined["group"]).sum()),
+        "probability outside (0, 1]": int(
+            (~plan["selection_probability"].between(0, 1, inclusive="right")).sum()
+            + (~plan["treatment_probability"].between(0, 1, inclusive="right")).sum()
+        ),
+    }
+
+
 @asset_check(asset="campaign_plan", blocking=True, partitions_def=monthly_partitions)
 def plan_matches_its_decision_log(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> AssetCheckResult:
     """Every planned customer was eligible and is logged with the same group; probabilities are in (0, 1]."""
     month = partition_month(context.partition_key)
-    plan = plan_designed_in(warehouse, month)
-    plan_hash = plan_content_hash(plan)
-    if plan.empty:
-        failures: dict[str, int] = {}
-    else:
-        decisions = warehouse.query(
-            f"select campaign_id, customer_id, eligible, decision from {DECISIONS_TABLE} where designed_in_month = ?",
-            [pd.Timestamp(month)],
-        )
-        joined = plan.merge(decisions, on=["campaign_id", "customer_id"], how="left")
-        failures = {
-            "planned customer missing from the decision log": int(joined["decision"].isna().sum()),
-            "planned customer not eligible": int((joined["eligible"].fillna(False) == False).sum()),  # noqa: E712
-            "group differs from the decision log": int((joined["decision"].fillna("") != joined["group"]).sum()),
-            "probability outside (0, 1]": int(
-                (~plan["selection_probability"].between(0, 1, inclusive="right")).sum()
-                + (~plan["treatment_probability"].between(0, 1, inclusive="right")).sum()
-            ),
-        }
+    plan_hash = plan_content_hash(plan_designed_in(warehouse, month))
+    failures = decision_log_violations(warehouse, month)
     passed = not any(failures.values())
     record_gate(warehouse, month, plan_hash, "plan_matches_its_decision_log", passed, context.run.run_id)
     return AssetCheckResult(

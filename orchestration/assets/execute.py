@@ -13,6 +13,7 @@ is recorded (`campaigns.executions`) no re-run or backfill sends anything for th
 """
 
 import hashlib
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
@@ -27,6 +28,7 @@ from orchestration.campaign_records import (
     gates_not_passed,
     record_approval,
     record_execution,
+    record_gate,
 )
 from orchestration.partitions import monthly_partitions, next_month, partition_month
 from orchestration.queries import DELIVERIES_TABLE, plan_designed_in
@@ -96,6 +98,38 @@ def deliver_exactly_once(
     return newly_sent, len(contacts) - len(to_send)
 
 
+def plan_gate_rules() -> dict[str, Callable[[WarehouseResource, date], bool]]:
+    """Every blocking gate of `campaign_plan`, by check name, as a function that re-validates the current plan."""
+    from orchestration import checks
+    from orchestration.assets import design
+
+    rules: dict[str, Callable[[WarehouseResource, date], bool]] = {
+        "plan_respects_consent_budget_and_control": lambda w, m: not any(checks.plan_violations(w, m).values()),
+        "plan_matches_its_decision_log": lambda w, m: not any(design.decision_log_violations(w, m).values()),
+    }
+    try:
+        from orchestration import gates
+    except ImportError:  # the Great Expectations gates are optional
+        gates = None
+    if gates is not None and hasattr(gates, "plan_gate"):
+        rules["suite_campaign_plan"] = lambda w, m: bool(gates.plan_gate(w, m)[0].passed)
+    return rules
+
+
+def clear_plan_gates(warehouse: WarehouseResource, month: date, plan_hash: str, run_id: str = "") -> list[str]:
+    """Make sure every gate has judged exactly this plan: a gate without a passing record for `plan_hash` (a
+    check that does not record hashes, or a plan changed since its checks ran) validates the current plan now,
+    and its verdict is recorded. Returns the gates that fail."""
+    rules = plan_gate_rules()
+    failed = []
+    for name in gates_not_passed(warehouse, month, plan_hash, list(rules)):
+        passed = rules[name](warehouse, month)
+        record_gate(warehouse, month, plan_hash, name, passed, run_id)
+        if not passed:
+            failed.append(name)
+    return failed
+
+
 class ApprovalConfig(Config):
     """Set `approved_by` to approve the month's plan from the UI (outside simulation)."""
 
@@ -120,7 +154,8 @@ def campaign_plan_approval(
     """
     month = partition_month(context.partition_key)
     plan_hash = plan_content_hash(plan_designed_in(warehouse, month))
-    missing = gates_not_passed(warehouse, month, plan_hash)
+    missing = clear_plan_gates(warehouse, month, plan_hash, context.run_id)
+    gates = list(plan_gate_rules())
     if missing:
         raise Failure(
             description=f"the plan designed in {month:%Y-%m} (hash {plan_hash[:12]}) has not passed "
@@ -128,9 +163,9 @@ def campaign_plan_approval(
             metadata={"plan_hash": plan_hash},
         )
     if source.kind == "simulator":
-        approval = record_approval(warehouse, month, plan_hash, "simulation", AUTOMATIC_SIMULATION)
+        approval = record_approval(warehouse, month, plan_hash, "simulation", AUTOMATIC_SIMULATION, gates)
     elif config.approved_by.strip():
-        approval = record_approval(warehouse, month, plan_hash, config.approved_by.strip(), MANUAL)
+        approval = record_approval(warehouse, month, plan_hash, config.approved_by.strip(), MANUAL, gates)
     else:
         approval = approval_of(warehouse, month, plan_hash)
     if approval is None:
@@ -190,7 +225,7 @@ def campaign_delivery(
                 "channel": channel.kind,
             }
         )
-    missing = gates_not_passed(warehouse, month, plan_hash)
+    missing = gates_not_passed(warehouse, month, plan_hash, list(plan_gate_rules()))
     approval = approval_of(warehouse, month, plan_hash)
     if missing or approval is None:
         raise Failure(
