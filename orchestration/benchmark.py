@@ -26,7 +26,6 @@ import resource
 import shutil
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -118,31 +117,39 @@ class CycleMeasurement:
 
 
 def _step_stages(defs) -> dict[str, str]:
-    """Dagster step key -> loop stage (asset group); checks count towards their asset's stage."""
+    """Dagster step key -> loop stage (asset group); a check counts towards its asset's stage."""
     graph = defs.resolve_asset_graph()
     stages: dict[str, str] = {}
     for key in graph.materializable_asset_keys:
-        assets_def = defs.resolve_assets_def(key)
-        stages[assets_def.op.name] = graph.get(key).group_name
-        for check_key in assets_def.check_keys:
-            stages[f"{assets_def.op.name}_{check_key.name}"] = graph.get(key).group_name
+        stages[defs.resolve_assets_def(key).node_def.name] = graph.get(key).group_name
+    for check_key, checks_def in graph._assets_defs_by_check_key.items():
+        stages.setdefault(checks_def.node_def.name, graph.get(check_key.asset_key).group_name)
     return stages
 
 
-def _stage_windows(entries, step_stages: dict[str, str]) -> dict[str, tuple[float, float]]:
-    """First step start and last step end per stage, from a run's event log entries."""
-    windows: dict[str, list[float]] = defaultdict(list)
+def _stage_times(entries, step_stages: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per stage: seconds spent in its steps (summed, so stages never overlap) and its first/last event time.
+
+    Steps run one after another in the in-process executor, so the stage seconds add up to at most the cycle.
+    """
+    started: dict[str, float] = {}
+    stages: dict[str, dict[str, float]] = {}
     for entry in entries:
         event = entry.dagster_event
         if event is None or event.step_key is None:
             continue
-        if event.event_type_value not in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+        kind = event.event_type_value
+        if kind not in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
             continue
-        stage = step_stages.get(event.step_key)
-        if stage is None:
-            stage = next((s for step, s in step_stages.items() if event.step_key.startswith(step)), "other")
-        windows[stage].append(entry.timestamp)
-    return {stage: (min(times), max(times)) for stage, times in windows.items()}
+        stage = step_stages.get(event.step_key, "other")
+        times = stages.setdefault(stage, {"seconds": 0.0, "first": entry.timestamp, "last": entry.timestamp})
+        times["first"] = min(times["first"], entry.timestamp)
+        times["last"] = max(times["last"], entry.timestamp)
+        if kind == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.step_key in started:
+            times["seconds"] += entry.timestamp - started.pop(event.step_key)
+    return stages
 
 
 def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMeasurement]:
@@ -166,10 +173,10 @@ def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMe
             with warehouse_lock(settings.warehouse_path, f"benchmark {month:%Y-%m}"):
                 result = job.execute_in_process(partition_key=month.isoformat(), instance=instance, raise_on_error=True)
             ended = time.time()
-            windows = _stage_windows(instance.all_logs(result.run_id), step_stages)
+            times = _stage_times(instance.all_logs(result.run_id), step_stages)
             stages = {
-                stage: {"seconds": end - start, "peak_bytes": sampler.peak_between(start, end)}
-                for stage, (start, end) in sorted(windows.items(), key=lambda item: item[1][0])
+                stage: {"seconds": t["seconds"], "peak_bytes": sampler.peak_between(t["first"], t["last"])}
+                for stage, t in sorted(times.items(), key=lambda item: item[1]["first"])
             }
             measurements.append(
                 CycleMeasurement(

@@ -582,7 +582,9 @@ def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetC
     description="Great Expectations suite customer_features: no nulls a model needs, ranges, every buyer covered.",
 )
 def suite_customer_features(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    yield from _stop_if_failed(*features_gate(warehouse, partition_month(context.partition_key)))
+    # A dbt-only backfill builds a range of months in one run: every month's snapshot passes the gate.
+    gates = [features_gate(warehouse, partition_month(key)) for key in sorted(context.partition_keys)]
+    yield from _stop_if_failed(*next((gate for gate in gates if not gate[0].passed), gates[-1]))
 
 
 @asset_check(

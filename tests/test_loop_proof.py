@@ -1,8 +1,8 @@
 """Proof on the simulator's hidden truth (issue 5): twelve monthly cycles of the whole loop, seeds 11, 22 and 33.
 
-Each seed runs `crm-loop run --cycles 12` on a small default world in its own process (the three seeds side by
-side). From `loop_summary.csv`, whose `true_*` and `*_true_profit`
-columns come from the simulator's ground truth (orchestration/reports.py):
+Each seed runs `crm-loop run --cycles 12` on a small default world (3,000 customers) in its own process (the
+`simulated_years` fixture of tests/conftest.py, shared with the end-to-end tests). From `loop_summary.csv`,
+whose `true_*` and `*_true_profit` columns come from the simulator's ground truth (orchestration/reports.py):
 
 - the measured 95% interval of the response uplift covers the true uplift in at least 90% of all campaign
   measurements;
@@ -14,59 +14,19 @@ columns come from the simulator's ground truth (orchestration/reports.py):
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-SEEDS = (11, 22, 33)
-CYCLES = 12
-CUSTOMERS = 3000
 FIRST_PROOF_MONTH = "2025-06"  # campaigns delivered in cycles 6..12
 BASELINES = ["random_policy_true_profit", "oracle_policy_true_profit", "contact_all_true_profit"]
 
 pytestmark = pytest.mark.slow
 
 
-def _run_seed(seed: int, home: Path) -> tuple[int, float, Path]:
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "CRM_HOME": str(home),
-        "CRM_SIM_SEED": str(seed),
-        "CRM_SIM_CUSTOMERS": str(CUSTOMERS),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "CRM_WAREHOUSE": str(home / "warehouse.duckdb"),
-        "DO_NOT_TRACK": "1",
-    }
-    for variable in ("CRM_SOURCE", "CRM_CHANNEL", "CRM_FILES_DIR", "CRM_START_MONTH", "CRM_GLOBAL_CONTROL_SHARE"):
-        env.pop(variable, None)
-    log = home / "loop.log"
-    started = time.monotonic()
-    with log.open("w") as output:
-        command = [str(Path(sys.executable).with_name("crm-loop")), "run", "--cycles", str(CYCLES)]
-        finished = subprocess.run(command, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)
-    return finished.returncode, time.monotonic() - started, log
-
-
 @pytest.fixture(scope="module")
-def summaries(tmp_path_factory, dbt_manifest) -> dict[int, pd.DataFrame]:
-    root = tmp_path_factory.mktemp("proof")
-    # All seeds at once: on two cores three processes finish sooner than two followed by one.
-    with ThreadPoolExecutor(max_workers=len(SEEDS)) as pool:
-        runs = dict(zip(SEEDS, pool.map(lambda seed: _run_seed(seed, root / f"seed{seed}"), SEEDS), strict=True))
-    results = {}
-    for seed, (returncode, seconds, log) in runs.items():
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        assert returncode == 0, f"seed {seed}: crm-loop failed after {seconds:.0f} s\n{tail}"
-        print(f"seed {seed}: {CYCLES} cycles in {seconds:.0f} s")
-        results[seed] = pd.read_csv(root / f"seed{seed}" / "reports" / "loop_summary.csv", dtype={"month": str})
-    return results
+def summaries(simulated_years) -> dict[int, pd.DataFrame]:
+    """`loop_summary.csv` of each seed's simulated year (tests/conftest.py)."""
+    return {seed: year.summary for seed, year in simulated_years.items()}
 
 
 def _proof_totals(summaries: dict[int, pd.DataFrame]) -> pd.DataFrame:

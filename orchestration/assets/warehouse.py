@@ -3,7 +3,8 @@
 Every dbt model is an asset of the `warehouse` group (kinds `dbt` and `duckdb`, a `layer` tag: staging,
 intermediate, marts, reference for seeds). After the build each table's materialisation carries its row
 count, its column schema and its column-level lineage (dagster-dbt reads them through the dbt adapter once
-the dbt process has exited, because DuckDB admits one process).
+the dbt process has exited, because DuckDB admits one process); schema and lineage are computed once per
+version of the project (orchestration.dbt_column_metadata).
 """
 
 import json
@@ -17,6 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
+from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.resources.lock import warehouse_lock
@@ -92,22 +94,47 @@ def release_dbt_adapter() -> None:
     dagster_dbt_translator=WarehouseTranslator(),
     pool="duckdb",
     name="customer_warehouse",
-    # One run per month: every month is its own `as_of_month` snapshot (dagster-dbt's default for a
-    # partitioned project is one run over a whole range, which a snapshot per month cannot use).
-    backfill_policy=BackfillPolicy.multi_run(1),
+    # A dbt-only backfill over a range of months (from the UI) is one run: the asset builds the months in
+    # order, each as its own `as_of_month` snapshot. The loop itself runs one month per run (orchestration.jobs).
+    backfill_policy=BackfillPolicy.single_run(),
 )
 def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """`dbt build` (seeds, models, tests) with the partition's month as `as_of_month`.
 
+    Over a range of months (a single-run backfill) every month is built in order with its own `as_of_month`;
+    a failing month stops the run there. The last month's build reports the materialisations and checks.
     dbt data tests with severity `error` are blocking asset checks: a failure stops everything downstream.
     Tables get their row count, column schema and column-level lineage as metadata.
     """
     os.environ["CRM_WAREHOUSE"] = warehouse.path  # read by dbt_project/profiles.yml in the dbt subprocess
-    dbt_vars = {"as_of_month": context.partition_key}
-    # dbt unit tests check the SQL logic, not the month's data: they run in the test suite, not every month.
-    build = ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)]
-    with warehouse_lock(warehouse.file, f"dbt build {context.partition_key}"):
+    months = sorted(context.partition_keys)
+    with warehouse_lock(warehouse.file, f"dbt build {months[0]}..{months[-1]}"):
         try:
-            yield from dbt.cli(build, context=context).stream().fetch_row_counts().fetch_column_metadata()
+            for month in months[:-1]:
+                context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
+                dbt.cli(dbt_build_arguments(month), context=context).wait()
+            events = dbt.cli(dbt_build_arguments(months[-1]), context=context).stream().fetch_row_counts()
+            store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
+            recorded = store.recorded()
+            if recorded is None:
+                yield from store.record(events.fetch_column_metadata())
+            else:
+                yield from store.attach(events, recorded)
         finally:
             release_dbt_adapter()
+
+
+def _project_version(warehouse: WarehouseResource) -> str:
+    """The version of the dbt project and of the raw tables it reads, for ColumnMetadataStore."""
+    raw_columns = warehouse.query(
+        "select table_name, column_name, data_type from information_schema.columns where table_schema = 'raw'"
+    )
+    return project_version(dbt_project.manifest_path, raw_columns.itertuples(index=False))
+
+
+def dbt_build_arguments(month: str) -> list[str]:
+    """`dbt build` of the whole project as of `month` (YYYY-MM-DD).
+
+    dbt unit tests check the SQL logic, not the month's data: they run in the test suite, not every month.
+    """
+    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps({"as_of_month": month})]
