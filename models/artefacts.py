@@ -55,7 +55,12 @@ def save_artefact(model: Any, directory: Path, metadata: dict[str, Any]) -> str:
     versions, so that a score can be traced to the exact model that produced it.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    # A freshly fitted model pickles with memo and frame details of how it was built (the same model fitted in
+    # another process gives other bytes); the pickle of its unpickled copy is canonical, so the version is a
+    # function of the model alone.
+    payload = pickle.dumps(
+        pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)), protocol=pickle.HIGHEST_PROTOCOL
+    )
     model_version = hashlib.sha256(payload).hexdigest()[:12]
     (directory / "model.pkl").write_bytes(payload)
     record = {**metadata, "model_version": model_version, "libraries": library_versions()}

@@ -189,3 +189,15 @@ def test_malformed_input_is_rejected() -> None:
         TLearnerUplift().fit(features, treatment, responded, np.where(responded == 1, np.nan, 0.0))
     with pytest.raises(ValueError, match="base_learner"):
         TLearnerUplift(base_learner="forest")
+
+
+def test_a_saved_model_keeps_its_version_when_saved_again(tmp_path) -> None:
+    """The version is a function of the model: the reloaded model (as another process sees it) has the same."""
+    from models.artefacts import load_artefact, save_artefact
+
+    features, truth = synthetic_campaign(2000, seed=5)
+    model = TLearnerUplift(random_state=0).fit(features, truth["treatment"], truth["responded"], truth["margin"])
+    version = save_artefact(model, tmp_path / "fresh", {"as_of_month": "2025-04-01"})
+    reloaded, metadata = load_artefact(tmp_path / "fresh")
+    assert metadata["model_version"] == version
+    assert save_artefact(reloaded, tmp_path / "again", {"as_of_month": "2025-04-01"}) == version
