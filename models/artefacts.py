@@ -9,7 +9,6 @@ metadata records them; :func:`load_artefact` warns when they differ).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pickle
@@ -18,6 +17,8 @@ from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+import joblib
 
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "duckdb")
 
@@ -49,19 +50,17 @@ def _json_safe(value: Any) -> Any:
 
 
 def save_artefact(model: Any, directory: Path, metadata: dict[str, Any]) -> str:
-    """Write ``model.pkl`` and ``metadata.json`` to ``directory``; returns the version (hash of the pickle).
+    """Write ``model.pkl`` and ``metadata.json`` to ``directory``; returns the version (a hash of the model's content).
 
     The metadata records the training window, features and metrics given by the caller, plus the library
     versions, so that a score can be traced to the exact model that produced it.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    # A freshly fitted model pickles with memo and frame details of how it was built (the same model fitted in
-    # another process gives other bytes); the pickle of its unpickled copy is canonical, so the version is a
-    # function of the model alone.
-    payload = pickle.dumps(
-        pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)), protocol=pickle.HIGHEST_PROTOCOL
-    )
-    model_version = hashlib.sha256(payload).hexdigest()[:12]
+    payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    # The version hashes the content of the model as it is loaded back (joblib.hash: arrays and strings by value),
+    # not the pickle's bytes: those also record which equal strings happened to be one object and how a fitted
+    # array was laid out in memory, which differ between processes fitting the same model.
+    model_version = joblib.hash(pickle.loads(payload), hash_name="sha1")[:12]
     (directory / "model.pkl").write_bytes(payload)
     record = {**metadata, "model_version": model_version, "libraries": library_versions()}
     (directory / "metadata.json").write_text(json.dumps(_json_safe(record), indent=2, allow_nan=False))
