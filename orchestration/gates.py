@@ -573,54 +573,43 @@ def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetC
     )
 
 
-@asset_check(
-    asset=AssetKey(["marts", "customer_features"]),
-    name="suite_customer_features",
-    blocking=True,
-    partitions_def=monthly_partitions,
-    pool="duckdb",
-    description="Great Expectations suite customer_features: no nulls a model needs, ranges, every buyer covered.",
+def _derived_gate_check(asset: AssetKey | str, name: str, gate, description: str):
+    """A blocking check running `gate(warehouse, month)` on every month of the run (a dbt-only rebuild covers a
+    range of months in one run); the first failing month stops it."""
+
+    @asset_check(
+        asset=asset, name=name, blocking=True, partitions_def=monthly_partitions, pool="duckdb", description=description
+    )
+    def check(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        results = [gate(warehouse, partition_month(key)) for key in sorted(context.partition_keys)]
+        yield from _stop_if_failed(*next((result for result in results if not result[0].passed), results[-1]))
+
+    return check
+
+
+suite_customer_features = _derived_gate_check(
+    AssetKey(["marts", "customer_features"]),
+    "suite_customer_features",
+    features_gate,
+    "Great Expectations suite customer_features: no nulls a model needs, ranges, every buyer covered.",
 )
-def suite_customer_features(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    # A dbt-only backfill builds a range of months in one run: every month's snapshot passes the gate.
-    gates = [features_gate(warehouse, partition_month(key)) for key in sorted(context.partition_keys)]
-    yield from _stop_if_failed(*next((gate for gate in gates if not gate[0].passed), gates[-1]))
-
-
-@asset_check(
-    asset="customer_scores",
-    name="suite_customer_scores",
-    blocking=True,
-    partitions_def=monthly_partitions,
-    pool="duckdb",
-    description="Great Expectations suite customer_scores: probabilities in [0, 1], no missing score, every "
-    "customer with an order scored once.",
+suite_customer_scores = _derived_gate_check(
+    "customer_scores",
+    "suite_customer_scores",
+    scores_gate,
+    "Great Expectations suite customer_scores: probabilities in [0, 1], no missing score, every customer with an "
+    "order scored once.",
 )
-def suite_customer_scores(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    yield from _stop_if_failed(*scores_gate(warehouse, partition_month(context.partition_key)))
-
-
-@asset_check(
-    asset="campaign_plan",
-    name="suite_campaign_plan",
-    blocking=True,
-    partitions_def=monthly_partitions,
-    pool="duckdb",
-    description="Great Expectations suite campaign_plan: consent, no global control customer, control share "
-    "within tolerance, budget respected, no customer in two campaigns.",
+suite_campaign_plan = _derived_gate_check(
+    "campaign_plan",
+    "suite_campaign_plan",
+    plan_gate,
+    "Great Expectations suite campaign_plan: consent, no global control customer, control share within tolerance, "
+    "budget respected, no customer in two campaigns.",
 )
-def suite_campaign_plan(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    yield from _stop_if_failed(*plan_gate(warehouse, partition_month(context.partition_key)))
-
-
-@asset_check(
-    asset="campaign_delivery",
-    name="suite_contact_list",
-    blocking=True,
-    partitions_def=monthly_partitions,
-    pool="duckdb",
-    description="Great Expectations suite contact_list: only test-group customers of the approved plan, each "
-    "once, with consent.",
+suite_contact_list = _derived_gate_check(
+    "campaign_delivery",
+    "suite_contact_list",
+    contact_list_gate,
+    "Great Expectations suite contact_list: only test-group customers of the approved plan, each once, with consent.",
 )
-def suite_contact_list(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
-    yield from _stop_if_failed(*contact_list_gate(warehouse, partition_month(context.partition_key)))
