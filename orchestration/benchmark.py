@@ -244,16 +244,16 @@ per_customer as (
         customer_id,
         date_diff('day', max(order_date) filter (where is_sale), $month_end) as recency_days,
         count(*) filter (where is_sale) as frequency,
-        sum(net_amount) / count(*) filter (where is_sale) as monetary
+        round(sum(net_amount) * 100) / count(*) filter (where is_sale) as monetary_cents
     from orders
     group by customer_id
     having count(*) filter (where is_sale) > 0
 )
 select
-    customer_id, recency_days, frequency, monetary,
+    customer_id, recency_days, frequency, monetary_cents / 100 as monetary,
     1 + floor(5 * (rank() over (order by recency_days desc) - 1) / count(*) over ()) as r_score,
     1 + floor(5 * (rank() over (order by frequency) - 1) / count(*) over ()) as f_score,
-    1 + floor(5 * (rank() over (order by monetary) - 1) / count(*) over ()) as m_score
+    1 + floor(5 * (rank() over (order by monetary_cents) - 1) / count(*) over ()) as m_score
 from per_customer
 """
 

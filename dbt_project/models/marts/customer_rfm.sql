@@ -35,7 +35,9 @@ rfm_values as (
         customer_id,
         {{ dbt.datediff('last_order_date', month_end, 'day') | trim }} as recency_days,
         lifetime_orders as frequency,
-        lifetime_net_revenue / lifetime_orders as monetary
+        -- ranked on whole cents over orders: equal averages are equal numbers on any engine, whatever the
+        -- order in which the revenue was summed
+        round(lifetime_net_revenue * 100) / lifetime_orders as monetary_cents
 
     from activity
 
@@ -49,11 +51,11 @@ rfm_scores as (
         customer_id,
         recency_days,
         frequency,
-        monetary,
+        monetary_cents / 100 as monetary,
         -- the most recent buyers (fewest days) get 5
         {{ rank_score('recency_days', direction='desc') }} as r_score,
         {{ rank_score('frequency') }} as f_score,
-        {{ rank_score('monetary') }} as m_score
+        {{ rank_score('monetary_cents') }} as m_score
 
     from rfm_values
 
