@@ -561,6 +561,33 @@ def contact_list_frame(connection: duckdb.DuckDBPyConnection, month: date) -> pd
     )
 
 
+def outgoing_contact_list_gate(
+    contacts: pd.DataFrame, test: pd.DataFrame, consent: pd.DataFrame | None, delivery_month: date
+) -> tuple[AssetCheckResult, str]:
+    """The contact_list suite on the list execute is about to hand to the channel, before anything is sent.
+
+    `contacts`: campaign_id, customer_id, idempotency_key; `test`: the approved plan's test-group assignments;
+    `consent`: customer_id, email_consent as re-read at send time (None: no consent data, nobody may be contacted).
+    """
+    frame = contacts[["campaign_id", "customer_id", "idempotency_key"]].reset_index(drop=True)
+    planned = pd.MultiIndex.from_frame(test[["campaign_id", "customer_id"]].astype(str))
+    in_plan = pd.MultiIndex.from_frame(frame[["campaign_id", "customer_id"]].astype(str)).isin(planned)
+    consenting = (
+        set(consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"])
+        if consent is not None
+        else set()
+    )
+    frame["_not_in_test_group"] = frame["customer_id"].where(~in_plan)
+    frame["_without_consent"] = frame["customer_id"].where(~frame["customer_id"].isin(consenting))
+    validation = validate(frame, contact_list.suite)
+    return _gate_result(
+        validation,
+        frame,
+        f"contact list for {delivery_month:%Y-%m} (nothing sent)",
+        ["campaign_id", "customer_id", "_not_in_test_group", "_without_consent"],
+    )
+
+
 def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
     with warehouse.connect() as connection:
         frame = contact_list_frame(connection, month)

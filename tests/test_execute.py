@@ -217,3 +217,32 @@ def test_a_gate_that_has_not_judged_this_plan_validates_it_before_approval(wareh
     assert execute.clear_plan_gates(warehouse, MONTH, plan_hash) == ["silent"]
     assert judged == ["silent"]  # a gate that already passed this exact plan is not asked again
     assert gates_not_passed(warehouse, MONTH, plan_hash, ["recorded", "silent"]) == ["silent"]
+
+
+def test_a_contact_list_breaking_the_suite_is_stopped_before_sending() -> None:
+    from orchestration.gates import outgoing_contact_list_gate
+
+    test = pd.DataFrame({"campaign_id": ["c1", "c1", "c2"], "customer_id": ["A", "B", "C"], "group": "test"})
+    consent = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "email_consent": [True, True, False, True]})
+    keys = {(c, k): idempotency_key(c, k) for c, k in [("c1", "A"), ("c1", "B"), ("c2", "C"), ("c1", "D")]}
+
+    def listed(*pairs):
+        return pd.DataFrame(
+            {
+                "campaign_id": [c for c, _ in pairs],
+                "customer_id": [k for _, k in pairs],
+                "idempotency_key": [keys[pair] for pair in pairs],
+            }
+        )
+
+    good, _ = outgoing_contact_list_gate(listed(("c1", "A"), ("c1", "B")), test, consent, DELIVERY)
+    assert good.passed
+
+    bad, message = outgoing_contact_list_gate(
+        listed(("c1", "A"), ("c1", "A"), ("c2", "C"), ("c1", "D")), test, consent, DELIVERY
+    )
+    assert not bad.passed
+    assert "nothing sent" in message
+    assert "only test-group customers of the approved plan are contacted" in message  # D is not in the plan
+    assert "no customer without consent" in message  # C withdrew
+    assert "no customer is contacted twice by a campaign" in message  # A twice

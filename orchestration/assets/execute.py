@@ -30,6 +30,7 @@ from orchestration.campaign_records import (
     record_execution,
     record_gate,
 )
+from orchestration.gates import outgoing_contact_list_gate
 from orchestration.partitions import monthly_partitions, next_month, partition_month
 from orchestration.queries import DELIVERIES_TABLE, plan_designed_in
 from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
@@ -203,10 +204,11 @@ def campaign_delivery(
 ) -> MaterializeResult:
     """`campaigns.campaign_deliveries`: the test-group contacts handed to the channel for next month.
 
-    Sends only the approved plan whose hash passed every gate. Consent is re-read from the source at send time;
-    a customer who withdrew it since the plan was made is suppressed (and stays in the test group for
-    measurement: intention to treat). Contacts already in the delivery log are never sent again, and a month
-    whose execution is recorded sends nothing, whatever is re-run or backfilled.
+    Sends only the approved plan whose hash passed every gate, and only a contact list that passes the
+    contact_list suite before the first contact is handed over (orchestration.gates). Consent is re-read from
+    the source at send time; a customer who withdrew it since the plan was made is suppressed (and stays in the
+    test group for measurement: intention to treat). Contacts already in the delivery log are never sent again,
+    and a month whose execution is recorded sends nothing, whatever is re-run or backfilled.
     """
     month = partition_month(context.partition_key)
     delivery_month = next_month(month)
@@ -234,7 +236,11 @@ def campaign_delivery(
             metadata={"plan_hash": plan_hash},
         )
     test = plan[plan["group"] == "test"] if len(plan) else plan
-    contacts, suppressed = contacts_at_send_time(test, source.consent_at_send_time(month))
+    consent = source.consent_at_send_time(month)
+    contacts, suppressed = contacts_at_send_time(test, consent)
+    checked, message = outgoing_contact_list_gate(contacts, test, consent, delivery_month)
+    if not checked.passed:
+        raise Failure(description=message, metadata={"plan_hash": plan_hash})
     newly_sent, sent_before = deliver_exactly_once(warehouse, channel, delivery_month, contacts)
     channel.close_month(delivery_month)
     record_execution(
