@@ -21,6 +21,7 @@ from models.features import customer_features, month_end
 from models.propensity import NoProductDataError, train_propensity_models
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
+from orchestration.campaign_records import replace_rows_growing
 from orchestration.partitions import monthly_partitions, partition_month
 from orchestration.queries import SCORES_TABLE, contacted_test_customers, orders_as_of
 from orchestration.resources import WarehouseResource
@@ -74,31 +75,10 @@ def pyramid_tiers(warehouse: WarehouseResource, month: date) -> pd.Series | None
     return tiers.set_index(tiers["customer_id"].astype("str"))["pyramid_tier"]
 
 
-def _sql_type(series: pd.Series) -> str:
-    if pd.api.types.is_bool_dtype(series):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(series):
-        return "bigint"
-    if pd.api.types.is_float_dtype(series):
-        return "double"
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "timestamp"
-    return "varchar"
-
-
 def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, month: date) -> int:
     """Replace the month's rows of ``table``; columns the table lacks (a new product line, a new score) are
     added first, so the schema can grow without a rebuild."""
-    if warehouse.table_exists(table):
-        existing = set(warehouse.query(f"select * from {table} limit 0").columns)
-        missing = [column for column in frame.columns if column not in existing]
-        if missing:
-            with warehouse.connect() as connection:
-                for column in missing:
-                    connection.execute(
-                        f'alter table {table} add column if not exists "{column}" {_sql_type(frame[column])}'
-                    )
-    return warehouse.replace_rows(table, frame, {"as_of_month": pd.Timestamp(month)})
+    return replace_rows_growing(warehouse, table, frame, {"as_of_month": pd.Timestamp(month)})
 
 
 # ---------------------------------------------------------------------------------------------- the models
