@@ -234,31 +234,37 @@ def qini_curve(
     evaluated only at the end of each tie group), so the order within ties cannot flatter a model.
     Returns ``(fraction_targeted, incremental_responders_per_customer)`` starting at ``(0, 0)``.
     """
+    counts = _cumulative_counts_at_ties(treatment, responded, uplift_score)
+    if counts is None:
+        return np.zeros(1), np.zeros(1)
+    top, n_t, n_c, r_t, r_c, n = counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled_control = np.where(n_c > 0, r_c * n_t / n_c, 0.0)
+    return np.r_[0.0, top / n], np.r_[0.0, (r_t - scaled_control) / n]
+
+
+def _cumulative_counts_at_ties(treatment, responded, uplift_score):
+    """Customers sorted by decreasing score, at the end of every tie group: the number targeted ``k``, the
+    treated and control customers ``N_t, N_c`` and responders ``R_t, R_c`` among them, and ``N``; None when empty.
+    """
     t = np.asarray(treatment, dtype="float64")
     y = np.asarray(responded, dtype="float64")
     s = np.asarray(uplift_score, dtype="float64")
     if not (t.shape == y.shape == s.shape) or t.ndim != 1:
         raise ValueError("treatment, responded and uplift_score must be 1-d arrays of the same length")
-    n = len(s)
-    if n == 0:
-        return np.zeros(1), np.zeros(1)
+    if len(s) == 0:
+        return None
     order = np.argsort(-s, kind="stable")
     t, y, s = t[order], y[order], s[order]
-    treated_count = np.cumsum(t)
-    control_count = np.cumsum(1 - t)
-    treated_responders = np.cumsum(t * y)
-    control_responders = np.cumsum((1 - t) * y)
-    # Last position of every tie group.
     ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scaled_control = np.where(
-            control_count[ends] > 0,
-            control_responders[ends] * treated_count[ends] / control_count[ends],
-            0.0,
-        )
-    gains = (treated_responders[ends] - scaled_control) / n
-    fractions = (ends + 1) / n
-    return np.r_[0.0, fractions], np.r_[0.0, gains]
+    return (
+        ends + 1.0,
+        np.cumsum(t)[ends],
+        np.cumsum(1 - t)[ends],
+        np.cumsum(t * y)[ends],
+        np.cumsum((1 - t) * y)[ends],
+        len(s),
+    )
 
 
 def qini_auc(
@@ -291,26 +297,13 @@ def uplift_curve(
     per customer of the whole sample (divided by ``N``); tied scores are one step, as in :func:`qini_curve`.
     Unlike the Qini curve it compares response *rates*, so it does not depend on the test/control split.
     """
-    t = np.asarray(treatment, dtype="float64")
-    y = np.asarray(responded, dtype="float64")
-    s = np.asarray(uplift_score, dtype="float64")
-    if not (t.shape == y.shape == s.shape) or t.ndim != 1:
-        raise ValueError("treatment, responded and uplift_score must be 1-d arrays of the same length")
-    n = len(s)
-    if n == 0:
+    counts = _cumulative_counts_at_ties(treatment, responded, uplift_score)
+    if counts is None:
         return np.zeros(1), np.zeros(1)
-    order = np.argsort(-s, kind="stable")
-    t, y, s = t[order], y[order], s[order]
-    treated_count, control_count = np.cumsum(t), np.cumsum(1 - t)
-    treated_responders, control_responders = np.cumsum(t * y), np.cumsum((1 - t) * y)
-    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    top, n_t, n_c, r_t, r_c, n = counts
     with np.errstate(divide="ignore", invalid="ignore"):
-        difference = np.where(
-            (treated_count[ends] > 0) & (control_count[ends] > 0),
-            treated_responders[ends] / treated_count[ends] - control_responders[ends] / control_count[ends],
-            0.0,
-        )
-    return np.r_[0.0, (ends + 1) / n], np.r_[0.0, difference * (ends + 1) / n]
+        difference = np.where((n_t > 0) & (n_c > 0), r_t / n_t - r_c / n_c, 0.0)
+    return np.r_[0.0, top / n], np.r_[0.0, difference * top / n]
 
 
 def auuc(
