@@ -15,20 +15,12 @@ import numpy as np
 import pandas as pd
 
 from models.churn import DEFAULT_HORIZON_DAYS, BGNBDChurnFallback, ChurnModelResult, fit_churn_model
-from models.clv import LifetimeValueModel, fit_lifetime_value
+from models.clv import SCORE_COLUMNS, LifetimeValueModel, fit_lifetime_value
 from models.features import customer_features, month_start
 from models.propensity import NEXT_BEST_COLUMNS, NoProductDataError, PropensityModel, train_propensity_models
 from models.segmentation import SegmentationModel, fit_segmentation
 
-LIFETIME_VALUE_COLUMNS = [
-    "recency",
-    "T",
-    "p_alive",
-    "expected_purchases_next_month",
-    "expected_purchases_horizon",
-    "expected_value_per_order",
-    "clv",
-]
+LIFETIME_VALUE_COLUMNS = [column for column in SCORE_COLUMNS if column not in ("customer_id", "frequency")]
 """The BG/NBD + Gamma-Gamma columns of a score row (``frequency`` of the models is ``frequency_clv``)."""
 
 

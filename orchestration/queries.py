@@ -112,16 +112,23 @@ def customer_month_outcomes(warehouse: WarehouseResource, month: date) -> pd.Dat
 def measured_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
     """Every measured customer (test and control) of campaigns delivered by `up_to_month`, with the
     features and scores they had when the campaign was designed (the month before delivery)."""
-    if not warehouse.table_exists(OUTCOMES_TABLE):
+    return _outcomes_with_design_scores(warehouse, OUTCOMES_TABLE, "campaign_id", up_to_month)
+
+
+def _outcomes_with_design_scores(
+    warehouse: WarehouseResource, outcomes_table: str, group_column: str, up_to_month: date
+) -> pd.DataFrame:
+    """Rows of `outcomes_table` delivered by `up_to_month` with the customer's scores as of the design month."""
+    if not warehouse.table_exists(outcomes_table):
         return pd.DataFrame()
     return warehouse.query(
         f"""
         select o.*, s.* exclude (customer_id, as_of_month)
-        from {OUTCOMES_TABLE} as o
+        from {outcomes_table} as o
         join {SCORES_TABLE} as s
           on s.customer_id = o.customer_id and s.as_of_month = o.designed_in_month
         where o.delivery_month <= ?
-        order by o.delivery_month, o.campaign_id, o.customer_id
+        order by o.delivery_month, o.{group_column}, o.customer_id
         """,
         [pd.Timestamp(up_to_month)],
     )
@@ -216,16 +223,4 @@ def not_selected_audience(warehouse: WarehouseResource, delivery_month: date) ->
 def audience_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
     """Every not-selected eligible customer of campaigns delivered by `up_to_month`, with the design-time scores
     (as `measured_outcomes_with_features`)."""
-    if not warehouse.table_exists(AUDIENCE_OUTCOMES_TABLE):
-        return pd.DataFrame()
-    return warehouse.query(
-        f"""
-        select o.*, s.* exclude (customer_id, as_of_month)
-        from {AUDIENCE_OUTCOMES_TABLE} as o
-        join {SCORES_TABLE} as s
-          on s.customer_id = o.customer_id and s.as_of_month = o.designed_in_month
-        where o.delivery_month <= ?
-        order by o.delivery_month, o.offer_id, o.customer_id
-        """,
-        [pd.Timestamp(up_to_month)],
-    )
+    return _outcomes_with_design_scores(warehouse, AUDIENCE_OUTCOMES_TABLE, "offer_id", up_to_month)

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from models.eligibility import (
+    OBJECTIVE_DEFAULTS,
     RULE_ELIGIBLE,
     RULE_FATIGUE,
     RULE_GLOBAL_CONTROL,
@@ -29,18 +30,7 @@ from models.eligibility import (
 
 
 def objective(**settings: object) -> pd.Series:
-    base = {
-        "objective": "retention",
-        "audience": "active",
-        "min_churn_probability": 0.0,
-        "min_p_alive": 0.0,
-        "min_clv": 0.0,
-        "pyramid_tiers": "",
-        "requires_next_best_product": False,
-        "exclude_unprofitable": False,
-        "max_contacts_in_window": 0,
-        "contact_window_months": 0,
-    }
+    base = {"objective": "retention", "audience": "active", **OBJECTIVE_DEFAULTS}
     return pd.Series({**base, **settings})
 
 
