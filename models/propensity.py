@@ -76,7 +76,11 @@ def product_lines_of(orders: pd.DataFrame, as_of_month: date) -> list[str]:
 
 
 class _LinePurchases:
-    """Sale lines with a product line: customer, calendar month (as an integer), line and value."""
+    """Sale lines with a product line: customer, calendar month (as an integer), line and value.
+
+    The customer ids are factorised once, so that locating the lines of many snapshots is integer indexing
+    rather than a string lookup per line and snapshot.
+    """
 
     def __init__(self, orders: pd.DataFrame, product_lines: list[str]) -> None:
         values = purchase_values(orders.assign(customer_id=orders["customer_id"].astype("str")))
@@ -86,34 +90,29 @@ class _LinePurchases:
         line = orders["product_line"].iloc[sale_rows].astype("str").to_numpy()
         known = orders["product_line"].iloc[sale_rows].notna().to_numpy() & np.isin(line, product_lines)
         day = pd.to_datetime(sales["order_date"])
-        self.frame = pd.DataFrame(
-            {
-                "customer_id": sales["customer_id"].to_numpy()[known],
-                "month": (day.dt.year * 12 + day.dt.month - 1).to_numpy()[known],
-                "product_line": line[known],
-                "value": sales["value"].to_numpy()[known],
-            }
-        )
+        customer_code, self.customer_ids = pd.factorize(sales["customer_id"].to_numpy(dtype=object)[known])
+        self.customer_code = customer_code.astype(np.int64)
+        self.month = (day.dt.year * 12 + day.dt.month - 1).to_numpy(dtype=np.int64)[known]
+        self.line = line[known]
+        self.value = sales["value"].to_numpy(dtype=np.float64)[known]
 
     def _positions(self, scope: np.ndarray, customers: pd.Index, product_lines: list[str]) -> tuple:
-        rows = pd.Index(customers).get_indexer(self.frame["customer_id"].to_numpy()[scope])
-        columns = pd.Index(product_lines).get_indexer(self.frame["product_line"].to_numpy()[scope])
+        row_of_code = pd.Index(customers).get_indexer(self.customer_ids)
+        rows = row_of_code[self.customer_code[scope]]
+        columns = pd.Index(product_lines).get_indexer(self.line[scope])
         known = (rows >= 0) & (columns >= 0)
-        return rows[known], columns[known], self.frame["value"].to_numpy()[scope][known]
+        return rows[known], columns[known], self.value[scope][known]
 
     def held(self, month: date, customers: pd.Index, product_lines: list[str]) -> pd.DataFrame:
         """Boolean frame (customers x lines): the line was bought by the end of ``month``."""
-        rows, columns, _ = self._positions(
-            self.frame["month"].to_numpy() <= _month_number(month), customers, product_lines
-        )
+        rows, columns, _ = self._positions(self.month <= _month_number(month), customers, product_lines)
         table = np.zeros((len(customers), len(product_lines)), dtype=bool)
         table[rows, columns] = True
         return pd.DataFrame(table, index=customers, columns=product_lines)
 
     def bought_in(self, month: date, customers: pd.Index, product_lines: list[str]) -> pd.DataFrame:
         """Value bought per (customer, line) in ``month`` (NaN = not bought)."""
-        scope = self.frame["month"].to_numpy() == _month_number(month)
-        rows, columns, values = self._positions(scope, customers, product_lines)
+        rows, columns, values = self._positions(self.month == _month_number(month), customers, product_lines)
         total = np.zeros((len(customers), len(product_lines)))
         np.add.at(total, (rows, columns), values)
         bought = np.zeros(total.shape, dtype=bool)
@@ -200,6 +199,55 @@ def make_propensity_pipeline(product_lines: Sequence[str]) -> Pipeline:
     )
 
 
+#: Candidate rows predicted at a time: the design matrix of a chunk (about 50 float columns) stays near 100 MB
+#: whatever the size of the customer base; the predictions do not depend on the chunking (row by row).
+PREDICT_CHUNK_ROWS = 200_000
+
+
+@dataclass
+class CandidateSet:
+    """The (customer, line she does not hold) rows of one snapshot, kept as positions into a per-customer frame.
+
+    A million customers times six product lines would be a frame of millions of rows with every input repeated
+    per line; here the inputs are held once per customer (only the model's input columns) and rows are built
+    on demand (:meth:`rows`), for a training sample or one chunk of predictions at a time. The row order is
+    that of :func:`candidate_rows`: line by line (``product_lines`` order), customers in ``inputs`` order.
+    """
+
+    inputs: pd.DataFrame
+    customer: np.ndarray
+    line: np.ndarray
+    product_lines: list[str]
+
+    @classmethod
+    def build(cls, inputs: pd.DataFrame, held: pd.DataFrame, product_lines: Sequence[str]) -> CandidateSet:
+        lines = list(product_lines)
+        columns = [c for c in [*BASE_INPUTS, *(line_share_column(line) for line in lines)] if c in inputs.columns]
+        not_held = ~held.reindex(columns=lines, fill_value=False).to_numpy(dtype=bool)
+        customer = [np.flatnonzero(not_held[:, j]) for j in range(len(lines))]
+        return cls(
+            inputs=inputs[columns],
+            customer=np.concatenate([np.zeros(0, dtype=np.int64), *customer]).astype(np.int64),
+            line=np.concatenate([np.zeros(0, dtype=np.int64), *(np.full(len(c), j) for j, c in enumerate(customer))]),
+            product_lines=lines,
+        )
+
+    def __len__(self) -> int:
+        return len(self.customer)
+
+    def rows(self, positions: np.ndarray | slice | None = None) -> pd.DataFrame:
+        """Candidate rows (all, or those at ``positions``): the customer's inputs plus ``product_line``."""
+        chosen = slice(None) if positions is None else positions
+        frame = self.inputs.iloc[self.customer[chosen]]
+        names = np.asarray(self.product_lines, dtype=object)[self.line[chosen]]
+        return frame.assign(product_line=pd.array(names, dtype="str"))
+
+    def chunks(self, size: int = PREDICT_CHUNK_ROWS):
+        """Consecutive slices of at most ``size`` rows."""
+        for start in range(0, len(self), size):
+            yield slice(start, min(start + size, len(self)))
+
+
 def candidate_rows(inputs: pd.DataFrame, held: pd.DataFrame, product_lines: Sequence[str]) -> pd.DataFrame:
     """One row per (customer, line she does not hold): her inputs plus ``product_line``; index customer_id."""
     frames = [
@@ -209,6 +257,20 @@ def candidate_rows(inputs: pd.DataFrame, held: pd.DataFrame, product_lines: Sequ
     ]
     if not frames:
         return inputs.iloc[:0].assign(product_line=pd.Series(dtype="str"))
+    return pd.concat(frames)
+
+
+def stacked_rows(parts: Sequence[CandidateSet], keep: np.ndarray | None = None) -> pd.DataFrame:
+    """The candidate rows of several snapshots stacked in order, or only those at the sorted positions ``keep``
+    of the stack (a training sample), without building the rows that are left out."""
+    frames, start = [], 0
+    for part in parts:
+        if keep is None:
+            frames.append(part.rows())
+        else:
+            inside = keep[(keep >= start) & (keep < start + len(part))]
+            frames.append(part.rows(inside - start))
+        start += len(part)
     return pd.concat(frames)
 
 
@@ -224,10 +286,30 @@ class PropensityModel:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def predict_proba(self, candidates: pd.DataFrame) -> np.ndarray:
-        """P(buy the row's product_line next month) for rows of :func:`candidate_rows`."""
+        """P(buy the row's product_line next month) for rows of :func:`candidate_rows` (in chunks of
+        :data:`PREDICT_CHUNK_ROWS`, so the design matrix stays bounded)."""
         if candidates.empty:
             return np.zeros(0)
-        return self.pipeline.predict_proba(candidates)[:, 1]
+        return np.concatenate(
+            [
+                self.pipeline.predict_proba(candidates.iloc[start : start + PREDICT_CHUNK_ROWS])[:, 1]
+                for start in range(0, len(candidates), PREDICT_CHUNK_ROWS)
+            ]
+        )
+
+    def predict_candidates(self, candidates: CandidateSet, chunk_rows: int = PREDICT_CHUNK_ROWS) -> np.ndarray:
+        """:meth:`predict_proba` of every row of a :class:`CandidateSet`, built ``chunk_rows`` at a time."""
+        if not len(candidates):
+            return np.zeros(0)
+        return np.concatenate(
+            [self.pipeline.predict_proba(candidates.rows(chunk))[:, 1] for chunk in candidates.chunks(chunk_rows)]
+        )
+
+    def candidates(self, orders: pd.DataFrame, as_of_month: date) -> CandidateSet:
+        """Every (customer, line not held) as of the month; lines first sold after the fit month are left out."""
+        purchases = _LinePurchases(orders, self.product_lines)
+        inputs, held = propensity_inputs(orders, purchases, month_start(as_of_month), self.product_lines)
+        return CandidateSet.build(inputs, held, self.product_lines)
 
     def score(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
         """P(buy the line next month) and expected margin for every (customer, line not held) as of the month.
@@ -235,26 +317,50 @@ class PropensityModel:
         Columns: customer_id, product_line, probability, expected_margin (probability * the line's expected
         margin), sorted by customer and line. Lines first sold after the fit month are not scored.
         """
-        purchases = _LinePurchases(orders, self.product_lines)
-        inputs, held = propensity_inputs(orders, purchases, month_start(as_of_month), self.product_lines)
-        return _score_candidates(self, candidate_rows(inputs, held, self.product_lines))
+        return _score_candidates(self, self.candidates(orders, as_of_month))
 
     def next_best_products(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
-        """Per customer (index customer_id): :data:`NEXT_BEST_COLUMNS` (absent when she holds every line)."""
-        return next_best_products(self.score(orders, as_of_month))
+        """Per customer (index customer_id): :data:`NEXT_BEST_COLUMNS` (absent when she holds every line).
+
+        The same choice as :func:`next_best_products` of :meth:`score`, made on positions rather than on a
+        sorted frame of every (customer, line) pair."""
+        candidates = self.candidates(orders, as_of_month)
+        probability = self.predict_candidates(candidates)
+        expected_margin = probability * self._line_margins()[candidates.line]
+        # customer ascending, expected margin descending, then the alphabetically first line (lines are sorted)
+        order = np.lexsort((candidates.line, -expected_margin, candidates.customer))
+        first = order[np.r_[True, np.diff(candidates.customer[order]) != 0]] if len(order) else order
+        frame = pd.DataFrame(
+            {
+                "next_best_product": pd.array(
+                    np.asarray(self.product_lines, dtype=object)[candidates.line[first]], dtype="str"
+                ),
+                "next_best_product_probability": probability[first],
+                "next_best_product_expected_margin": expected_margin[first],
+            },
+            index=pd.Index(candidates.inputs.index.to_numpy()[candidates.customer[first]], dtype="str"),
+        )
+        frame.index.name = "customer_id"
+        return frame
+
+    def _line_margins(self) -> np.ndarray:
+        return np.array([self.expected_margin.get(line, np.nan) for line in self.product_lines], dtype="float64")
 
 
-def _score_candidates(model: PropensityModel, candidates: pd.DataFrame) -> pd.DataFrame:
-    probability = model.predict_proba(candidates)
-    margin = candidates["product_line"].map(model.expected_margin).to_numpy(dtype="float64")
+def _score_candidates(model: PropensityModel, candidates: CandidateSet) -> pd.DataFrame:
+    probability = model.predict_candidates(candidates)
+    margin = model._line_margins()[candidates.line]
+    customer_ids = candidates.inputs.index
     scored = pd.DataFrame(
         {
-            "customer_id": pd.array(candidates.index.to_numpy(), dtype="str"),
-            "product_line": pd.array(candidates["product_line"].to_numpy(), dtype="str"),
+            "customer_id": pd.array(customer_ids.to_numpy()[candidates.customer], dtype="str"),
+            "product_line": pd.array(np.asarray(model.product_lines, dtype=object)[candidates.line], dtype="str"),
             "probability": probability,
             "expected_margin": probability * margin,
         }
     )
+    if customer_ids.is_monotonic_increasing:  # inputs come sorted by customer_id: sort on positions
+        return scored.take(np.lexsort((candidates.line, candidates.customer))).reset_index(drop=True)
     return scored.sort_values(["customer_id", "product_line"], kind="stable").reset_index(drop=True)
 
 
@@ -312,17 +418,15 @@ def train_propensity_models(
     validation_month = add_months(as_of_month, -1)
     rehearsal_months = [add_months(validation_month, -k) for k in range(n_training_snapshots, 0, -1)]
     final_months = [add_months(validation_month, -k) for k in range(n_training_snapshots - 1, -1, -1)]
-    cache: dict[date, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+    cache: dict[date, tuple[CandidateSet, np.ndarray, np.ndarray]] = {}
 
-    def snapshot(month: date) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    def snapshot(month: date) -> tuple[CandidateSet, np.ndarray, np.ndarray]:
         """(candidate rows, bought the line next month, value bought) of one snapshot."""
         if month not in cache:
             inputs, held = propensity_inputs(orders, purchases, month, product_lines)
-            candidates = candidate_rows(inputs, held, product_lines)
+            candidates = CandidateSet.build(inputs, held, product_lines)
             bought = purchases.bought_in(add_months(month, 1), inputs.index, product_lines)
-            rows = inputs.index.get_indexer(candidates.index)
-            columns = pd.Index(product_lines).get_indexer(candidates["product_line"])
-            value = bought.to_numpy(dtype="float64")[rows, columns] if len(candidates) else np.zeros(0)
+            value = bought.to_numpy(dtype="float64")[candidates.customer, candidates.line]
             cache[month] = (candidates, ~np.isnan(value), value)
         return cache[month]
 
@@ -330,22 +434,24 @@ def train_propensity_models(
         parts = [snapshot(month) for month in months if len(snapshot(month)[0])]
         if not parts:
             raise ValueError(f"no customer in the training snapshots {months[0]:%Y-%m} .. {months[-1]:%Y-%m}")
-        rows = pd.concat([part[0] for part in parts])
         label = np.concatenate([part[1] for part in parts]).astype("int64")
         value = np.concatenate([part[2] for part in parts])
         if np.unique(label).size < 2:
             raise ValueError("the training snapshots hold no first purchase of any product line: nothing to learn")
-        line = rows["product_line"].to_numpy()
-        first_purchase = {name: (line == name) & (label == 1) for name in product_lines}
+        line = np.concatenate([part[0].line for part in parts])
+        first_purchase = {name: (line == j) & (label == 1) for j, name in enumerate(product_lines)}
         margin = {name: float(value[m].mean()) if m.any() else 0.0 for name, m in first_purchase.items()}
         counts = {
-            name: {"n_train": int((line == name).sum()), "train_buyers": int(m.sum())}
-            for name, m in first_purchase.items()
+            name: {"n_train": int((line == j).sum()), "train_buyers": int(first_purchase[name].sum())}
+            for j, name in enumerate(product_lines)
         }
+        keep = None
         if max_training_rows is not None and len(label) > max_training_rows:
-            # A seeded uniform sample: the rates (and so the calibration) stay those of the full data.
+            # A seeded uniform sample: the rates (and so the calibration) stay those of the full data. Only the
+            # sampled rows are built.
             keep = np.sort(np.random.default_rng(random_state).choice(len(label), max_training_rows, replace=False))
-            rows, label = rows.iloc[keep], label[keep]
+            label = label[keep]
+        rows = stacked_rows([part[0] for part in parts], keep)
         pipeline = make_propensity_pipeline(product_lines)
         with fit_threads(len(label)):
             pipeline.fit(rows, label)
@@ -358,15 +464,15 @@ def train_propensity_models(
     final.as_of_month = as_of_month
 
     candidates, bought, _ = snapshot(validation_month)
-    probability = rehearsal.predict_proba(candidates)
-    line = candidates["product_line"].to_numpy()
+    probability = rehearsal.predict_candidates(candidates)
+    line = candidates.line
     line_metrics = {
         name: {
-            **_line_metrics(bought[line == name].astype("int64"), probability[line == name]),
+            **_line_metrics(bought[line == j].astype("int64"), probability[line == j]),
             **counts[name],
             "expected_margin": final.expected_margin[name],
         }
-        for name in product_lines
+        for j, name in enumerate(product_lines)
     }
     aucs = [m["auc"] for m in line_metrics.values() if np.isfinite(m["auc"])]
     final.metrics = {
@@ -384,22 +490,23 @@ def train_propensity_models(
 
 
 def _hit_rates(
-    candidates: pd.DataFrame, bought: np.ndarray, probability: np.ndarray, popularity: dict[str, float]
+    candidates: CandidateSet, bought: np.ndarray, probability: np.ndarray, popularity: dict[str, float]
 ) -> dict[str, float]:
     """How often the most probable new line (and, as a baseline, the most popular one) was bought next month."""
     frame = pd.DataFrame(
         {
-            "customer_id": candidates.index.to_numpy(),
-            "product_line": candidates["product_line"].to_numpy(),
+            "customer_id": candidates.customer,
+            "product_line": candidates.line,  # positions in the sorted lines: ties go to the first line by name
             "bought": bought,
             "probability": probability,
         }
     )
+    popularity_by_line = np.array([popularity[line] for line in candidates.product_lines], dtype="float64")
     buyers = frame.loc[frame["bought"], "customer_id"].unique()
     if len(buyers) == 0:
         return {"next_best_hit_rate": float("nan"), "popularity_hit_rate": float("nan"), "new_line_buyers": 0}
     rows = frame[frame["customer_id"].isin(buyers)]
-    rows = rows.assign(popularity=rows["product_line"].map(popularity))
+    rows = rows.assign(popularity=popularity_by_line[rows["product_line"].to_numpy()])
 
     def hit_rate(by: str) -> float:
         top = rows.sort_values(["customer_id", by, "product_line"], ascending=[True, False, True])

@@ -19,9 +19,14 @@ from threadpoolctl import threadpool_limits
 
 from models.propensity import (
     NEXT_BEST_COLUMNS,
+    CandidateSet,
     NoProductDataError,
     PropensityModel,
+    _LinePurchases,
+    candidate_rows,
     next_best_products,
+    propensity_inputs,
+    stacked_rows,
     train_propensity_models,
 )
 from simulator.ground_truth import hidden_traits
@@ -83,6 +88,50 @@ def test_next_best_product_is_the_line_with_the_highest_expected_margin(
         }
     )
     assert next_best_products(tie)["next_best_product"].to_dict() == {"a": "cups", "b": "tea"}
+
+
+def test_scoring_in_chunks_gives_the_scores_of_one_pass(model: PropensityModel, orders: pd.DataFrame) -> None:
+    candidates = model.candidates(orders, AS_OF)
+    whole = model.pipeline.predict_proba(candidates.rows())[:, 1]
+    assert len(candidates) > 3 * 977
+    np.testing.assert_allclose(model.predict_candidates(candidates, chunk_rows=977), whole, rtol=1e-12, atol=0)
+    # The positions describe exactly the rows of candidate_rows, in its order.
+    purchases = _LinePurchases(orders, model.product_lines)
+    inputs, held = propensity_inputs(orders, purchases, AS_OF, model.product_lines)
+    expected = candidate_rows(inputs, held, model.product_lines)
+    built = candidates.rows()
+    assert built.index.equals(expected.index)
+    pd.testing.assert_frame_equal(built, expected[built.columns], check_dtype=False)
+    # The next best product chosen on positions is the one chosen on the sorted score table.
+    pd.testing.assert_frame_equal(
+        model.next_best_products(orders, AS_OF), next_best_products(model.score(orders, AS_OF)), check_dtype=False
+    )
+
+
+def test_a_training_sample_builds_only_the_sampled_rows_of_the_stack(
+    model: PropensityModel, orders: pd.DataFrame
+) -> None:
+    purchases = _LinePurchases(orders, model.product_lines)
+    parts = [
+        CandidateSet.build(*propensity_inputs(orders, purchases, month, model.product_lines), model.product_lines)
+        for month in (date(2025, 3, 1), date(2025, 4, 1))
+    ]
+    everything = stacked_rows(parts)
+    keep = np.sort(np.random.default_rng(5).choice(len(everything), 1_000, replace=False))
+    pd.testing.assert_frame_equal(stacked_rows(parts, keep), everything.iloc[keep])
+
+
+def test_the_training_sample_is_seeded(orders: pd.DataFrame) -> None:
+    with threadpool_limits(limits=1):
+        first = train_propensity_models(orders, AS_OF, max_training_rows=5_000, random_state=4)
+        again = train_propensity_models(orders, AS_OF, max_training_rows=5_000, random_state=4)
+        other = train_propensity_models(orders, AS_OF, max_training_rows=5_000, random_state=5)
+    coefficients = [m.pipeline[-1].coef_ for m in (first, again, other)]
+    np.testing.assert_array_equal(coefficients[0], coefficients[1])
+    assert not np.array_equal(coefficients[0], coefficients[2])
+    # Counts and margins use every row, whatever the sample.
+    assert first.expected_margin == other.expected_margin
+    assert first.metrics["lines"]["Cookware"]["n_train"] > 5_000
 
 
 def test_line_margins_follow_the_catalogue(world_and_orders, model: PropensityModel) -> None:
