@@ -59,8 +59,20 @@ from models.parallelism import fit_threads
 DEFAULT_HORIZON_DAYS = 90
 DEFAULT_TRAINING_SNAPSHOTS = 6
 
+#: Training rows beyond which the churn model is fitted on a seeded uniform sample of the stacked
+#: (customer, snapshot) rows. The model has few parameters (five inputs, six-knot cubic splines: 40
+#: coefficients), so its out-of-time accuracy saturates long before this: on the simulated company with
+#: 200,000 customers (2025-02, 466,385 training rows) the validation AUC was 0.8188 with every row, 0.8187 to
+#: 0.8189 with 200,000 (three seeds), 0.8185 to 0.8187 with 100,000 and 0.8181 to 0.8185 with 50,000; Brier
+#: score and top-decile lift moved in the fourth decimal. A uniform sample keeps the label rate, so the model
+#: stays calibrated; it bounds the fit's time and memory whatever the size of the customer base.
+DEFAULT_MAX_TRAINING_ROWS = 200_000
+
 #: The churn model's inputs (columns of :func:`churn_inputs`).
 CHURN_INPUTS: list[str] = ["bgnbd_p_no_purchase", "recency_days", "frequency", "tenure_days", "avg_order_revenue"]
+
+#: The columns of :func:`churn_inputs` that training and validation read (model inputs and baselines).
+TRAINING_COLUMNS: list[str] = [*CHURN_INPUTS, "bgnbd_p_alive", "months_since_last_order", "is_lapsed"]
 
 #: How campaign contacts enter the churn model (reported with its metrics).
 TREATMENT_HANDLING = (
@@ -363,13 +375,24 @@ def _recency_rule(train: pd.DataFrame, y_train: np.ndarray, score_on: pd.DataFra
     return scored_bucket.map(smoothed).fillna(overall).to_numpy(dtype="float64")
 
 
+def _rows_at(frames: list[pd.DataFrame], keep: np.ndarray) -> list[pd.DataFrame]:
+    """The rows at the sorted positions ``keep`` of the frames stacked in order, frame by frame (the stack of
+    every row is never built)."""
+    parts, start = [], 0
+    for frame in frames:
+        inside = keep[(keep >= start) & (keep < start + len(frame))]
+        parts.append(frame.iloc[inside - start])
+        start += len(frame)
+    return parts
+
+
 def train_churn_model(
     orders: pd.DataFrame,
     as_of_month: date,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS,
     exclude: pd.DataFrame | None = None,
-    max_training_rows: int | None = 1_000_000,
+    max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     random_state: int = 0,
 ) -> ChurnModelResult:
     """Train the churn model at the end of ``as_of_month`` and validate its procedure out of time.
@@ -382,7 +405,8 @@ def train_churn_model(
 
     ``exclude``: rows ``(customer_id, month)`` of test-group contacts (``month`` = the delivery month); a
     customer's row of snapshot ``S`` is dropped when she was contacted inside its label window.
-    ``max_training_rows``: a seeded uniform sample of the stacked training rows when there are more.
+    ``max_training_rows``: a seeded uniform sample of the stacked training rows when there are more
+    (:data:`DEFAULT_MAX_TRAINING_ROWS`); the rehearsal and the final model are each fitted on their own sample.
 
     Metrics (validation snapshot): ``auc``, ``pr_auc``, ``brier``, ``top_decile_lift``, ``auc_active``
     (AUC among customers not yet lapsed: where churn is hard to see), ``base_rate``; ``scorers``: the same for
@@ -405,7 +429,7 @@ def train_churn_model(
 
     def labelled(snapshot: date) -> tuple[pd.DataFrame, np.ndarray, int]:
         if snapshot not in cache:
-            inputs = churn_inputs(orders, snapshot, horizon_days)
+            inputs = churn_inputs(orders, snapshot, horizon_days)[TRAINING_COLUMNS]
             excluded = inputs.index.isin(_excluded_customers(exclude, snapshot, horizon_days))
             inputs = inputs.loc[~excluded]
             labels = sale_days.labels(snapshot, inputs.index, horizon_days).to_numpy()
@@ -417,12 +441,12 @@ def train_churn_model(
         parts = [(m, x, y) for m, x, y in parts if len(x)]
         if not parts:
             return pd.DataFrame(), np.zeros(0, dtype="int64"), []
-        frame = pd.concat([x for _, x, _ in parts])
         labels = np.concatenate([y for _, _, y in parts])
+        frames = [x for _, x, _ in parts]
         if max_training_rows is not None and len(labels) > max_training_rows:
             keep = np.sort(np.random.default_rng(random_state).choice(len(labels), max_training_rows, replace=False))
-            frame, labels = frame.iloc[keep], labels[keep]
-        return frame, labels, [m for m, _, _ in parts]
+            frames, labels = _rows_at(frames, keep), labels[keep]
+        return pd.concat(frames), labels, [m for m, _, _ in parts]
 
     validation_inputs, y_valid, _ = labelled(validation_month)
     hint = _earliest_usable_hint(orders, horizon_days)

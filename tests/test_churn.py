@@ -172,6 +172,20 @@ def test_orders_after_the_as_of_month_cannot_change_the_model(orders: pd.DataFra
     np.testing.assert_array_equal(truncated.predict_proba(inputs), model.predict_proba(inputs))
 
 
+def test_a_large_training_stack_is_fitted_on_a_seeded_uniform_sample(orders: pd.DataFrame) -> None:
+    full = train_churn_model(orders, AS_OF, max_training_rows=None)
+    assert full.metrics["n_train"] > 3_000
+    sampled = [train_churn_model(orders, AS_OF, max_training_rows=3_000, random_state=seed) for seed in (1, 1, 2)]
+    assert [m.metrics["n_train"] for m in sampled] == [3_000] * 3
+    inputs = churn_inputs(orders, AS_OF)
+    first, again, other = (m.predict_proba(inputs) for m in sampled)
+    np.testing.assert_array_equal(first, again)  # same seed, same model
+    assert not np.array_equal(first, other)
+    # The sample keeps the label rate, so a smaller training set ranks churners about as well as every row.
+    assert sampled[0].metrics["auc"] == pytest.approx(full.metrics["auc"], abs=0.01)
+    assert sampled[0].metrics["base_rate"] == full.metrics["base_rate"]  # validation always uses every customer
+
+
 # ------------------------------------------------------------------------------------- contacted customers
 def test_contacted_customers_are_left_out_of_the_snapshots_whose_label_they_change(
     orders: pd.DataFrame, model: ChurnModelResult
