@@ -251,19 +251,33 @@ def _sale_lines(orders: pd.DataFrame) -> np.ndarray:
 
 
 class _SaleDays:
-    """Customer and day of every purchase (returns left out), prepared once for many label windows."""
+    """Customer and day of every purchase (returns left out), prepared once for many label windows.
+
+    Customer ids are factorised once, so a label window is integer indexing, not a string lookup per snapshot.
+    """
 
     def __init__(self, orders: pd.DataFrame) -> None:
         sale = _sale_lines(orders)
-        self.customer = orders.loc[sale, "customer_id"].astype("str").to_numpy()
+        code, customer_ids = pd.factorize(orders.loc[sale, "customer_id"].astype("str").to_numpy(dtype=object))
+        self.code = code.astype(np.int64)
+        self.customer_ids = pd.Index(customer_ids, dtype=object)
         self.day = pd.to_datetime(orders.loc[sale, "order_date"]).dt.normalize().to_numpy()
 
-    def buyers(self, first_day: date, last_day: date) -> pd.Index:
+    def _bought(self, first_day: date, last_day: date) -> np.ndarray:
+        """Per customer code (plus a last False slot for unknown customers): a purchase inside the window."""
         inside = (self.day >= np.datetime64(first_day)) & (self.day <= np.datetime64(last_day))
-        return pd.Index(np.unique(self.customer[inside]), dtype="str")
+        bought = np.zeros(len(self.customer_ids) + 1, dtype=bool)
+        bought[self.code[inside]] = True
+        return bought
+
+    def buyers(self, first_day: date, last_day: date) -> pd.Index:
+        codes = np.flatnonzero(self._bought(first_day, last_day)[:-1])
+        return pd.Index(np.sort(self.customer_ids.to_numpy()[codes].astype("str")), dtype="str")
 
     def labels(self, snapshot_month: date, customer_ids: pd.Index, horizon_days: int) -> pd.Series:
-        churned = ~pd.Index(customer_ids).isin(self.buyers(*label_window(snapshot_month, horizon_days)))
+        bought = self._bought(*label_window(snapshot_month, horizon_days))
+        position = self.customer_ids.get_indexer(pd.Index(customer_ids).to_numpy(dtype=object))
+        churned = ~bought[position]  # position -1 (no purchase at all) reads the last, False, slot
         return pd.Series(churned.astype("int64"), index=customer_ids, name="churned")
 
 
