@@ -71,6 +71,9 @@ DEFAULT_MAX_TRAINING_ROWS = 200_000
 #: The churn model's inputs (columns of :func:`churn_inputs`).
 CHURN_INPUTS: list[str] = ["bgnbd_p_no_purchase", "recency_days", "frequency", "tenure_days", "avg_order_revenue"]
 
+#: Customers scored at a time (the model's spline expansion of a chunk is ~64 MB, whatever the customer base).
+SCORE_CHUNK_ROWS = 200_000
+
 #: The columns of :func:`churn_inputs` that training and validation read (model inputs and baselines).
 TRAINING_COLUMNS: list[str] = [*CHURN_INPUTS, "bgnbd_p_alive", "months_since_last_order", "is_lapsed"]
 
@@ -328,14 +331,22 @@ class ChurnModelResult:
     horizon_days: int
     kind: str = "bgnbd_anchored_spline_logistic"
 
-    def predict_proba(self, inputs: pd.DataFrame) -> np.ndarray:
-        """Churn probability of each row of a :func:`churn_inputs` frame."""
-        return self.pipeline.predict_proba(inputs)[:, 1]
+    def predict_proba(self, inputs: pd.DataFrame, chunk_rows: int = SCORE_CHUNK_ROWS) -> np.ndarray:
+        """Churn probability of each row of a :func:`churn_inputs` frame, ``chunk_rows`` rows at a time (the
+        spline expansion of a chunk stays bounded; each row's probability depends on that row alone)."""
+        if inputs.empty:
+            return np.zeros(0)
+        return np.concatenate(
+            [
+                self.pipeline.predict_proba(inputs.iloc[start : start + chunk_rows])[:, 1]
+                for start in range(0, len(inputs), chunk_rows)
+            ]
+        )
 
-    def score(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
+    def score(self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = SCORE_CHUNK_ROWS) -> pd.DataFrame:
         """Churn probability of every customer as of ``as_of_month`` (index customer_id)."""
         inputs = churn_inputs(orders, as_of_month, self.horizon_days)
-        return pd.DataFrame({"churn_probability": self.predict_proba(inputs)}, index=inputs.index)
+        return pd.DataFrame({"churn_probability": self.predict_proba(inputs, chunk_rows)}, index=inputs.index)
 
 
 @dataclass
@@ -352,11 +363,11 @@ class BGNBDChurnFallback:
     feature_columns: list[str] = field(default_factory=lambda: ["bgnbd_p_no_purchase"])
     kind: str = "bgnbd_fallback"
 
-    def predict_proba(self, inputs: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, inputs: pd.DataFrame, chunk_rows: int = SCORE_CHUNK_ROWS) -> np.ndarray:
         probability = inputs["bgnbd_p_no_purchase"].to_numpy(dtype="float64", na_value=np.nan)
         return np.where(np.isnan(probability), 1.0, probability)
 
-    def score(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
+    def score(self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = SCORE_CHUNK_ROWS) -> pd.DataFrame:
         inputs = churn_inputs(orders, as_of_month, self.horizon_days)
         return pd.DataFrame({"churn_probability": self.predict_proba(inputs)}, index=inputs.index)
 

@@ -319,13 +319,15 @@ class PropensityModel:
         """
         return _score_candidates(self, self.candidates(orders, as_of_month))
 
-    def next_best_products(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
+    def next_best_products(
+        self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = PREDICT_CHUNK_ROWS
+    ) -> pd.DataFrame:
         """Per customer (index customer_id): :data:`NEXT_BEST_COLUMNS` (absent when she holds every line).
 
         The same choice as :func:`next_best_products` of :meth:`score`, made on positions rather than on a
         sorted frame of every (customer, line) pair."""
         candidates = self.candidates(orders, as_of_month)
-        probability = self.predict_candidates(candidates)
+        probability = self.predict_candidates(candidates, chunk_rows)
         expected_margin = probability * self._line_margins()[candidates.line]
         # customer ascending, expected margin descending, then the alphabetically first line (lines are sorted)
         order = np.lexsort((candidates.line, -expected_margin, candidates.customer))

@@ -20,6 +20,9 @@ from models.features import customer_features, month_start
 from models.propensity import NEXT_BEST_COLUMNS, NoProductDataError, PropensityModel, train_propensity_models
 from models.segmentation import SegmentationModel, fit_segmentation
 
+#: Customers scored at a time by each model (see :func:`score_with_models`).
+SCORE_CHUNK_ROWS = 200_000
+
 LIFETIME_VALUE_COLUMNS = [column for column in SCORE_COLUMNS if column not in ("customer_id", "frequency")]
 """The BG/NBD + Gamma-Gamma columns of a score row (``frequency`` of the models is ``frequency_clv``)."""
 
@@ -71,8 +74,14 @@ def score_with_models(
     lifetime_value: LifetimeValueModel,
     segmentation: SegmentationModel,
     propensity: PropensityModel | None = None,
+    chunk_rows: int = SCORE_CHUNK_ROWS,
 ) -> pd.DataFrame:
     """One row per customer with any order by the month end (lapsed customers included), sorted by id.
+
+    The per-customer inputs (features, the BG/NBD view of the month) are computed once for the whole base; the
+    models then score ``chunk_rows`` customers at a time, so the memory of their design matrices does not grow
+    with the customer base. Every score depends on its own customer's row only: any chunk size gives the same
+    table.
 
     Columns: ``customer_id``, ``churn_probability``, the point-in-time features of ``models.features``, the
     CLV columns (:data:`LIFETIME_VALUE_COLUMNS`, ``frequency_clv``, ``clv_basis``), the next best product
@@ -83,7 +92,8 @@ def score_with_models(
     as_of_month = month_start(as_of_month)
     features = customer_features(orders, as_of_month)
     scores = features.copy()
-    scores.insert(0, "churn_probability", churn.score(orders, as_of_month)["churn_probability"].reindex(scores.index))
+    churn_probability = churn.score(orders, as_of_month, chunk_rows)["churn_probability"]
+    scores.insert(0, "churn_probability", churn_probability.reindex(scores.index))
     value = lifetime_value.score(orders, as_of_month).set_index("customer_id")
     scores = scores.join(value, how="left", rsuffix="_clv")
     no_purchase = scores["p_alive"].isna()
@@ -91,7 +101,7 @@ def score_with_models(
     scores["frequency_clv"] = scores["frequency_clv"].fillna(0).astype("int64")
     scores["clv_basis"] = lifetime_value.value_basis
     if propensity is not None:
-        best = propensity.next_best_products(orders, as_of_month).reindex(scores.index)
+        best = propensity.next_best_products(orders, as_of_month, chunk_rows).reindex(scores.index)
     else:
         best = pd.DataFrame(
             {
@@ -102,7 +112,7 @@ def score_with_models(
             index=scores.index,
         )
     scores = scores.join(best[NEXT_BEST_COLUMNS])
-    scores = scores.join(segmentation.assign(features))
+    scores = scores.join(segmentation.assign(features, chunk_rows))
     scores.index.name = "customer_id"
     return scores.reset_index()
 

@@ -39,6 +39,8 @@ SEGMENTATION_INPUTS = [
 LOG_INPUTS = {"recency_days", "frequency", "avg_order_revenue", "revenue_12m", "tenure_days"}
 DEFAULT_K_RANGE = (4, 5, 6, 7)
 SILHOUETTE_SAMPLE = 2000
+#: Customers assigned to their segment at a time.
+ASSIGN_CHUNK_ROWS = 200_000
 
 PROFILE_COLUMNS = [
     "segment_id",
@@ -126,11 +128,14 @@ class SegmentationModel:
     profile: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def assign(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Segment of each feature-frame row (index kept): ``segment_id`` (1 = highest revenue) and ``segment``."""
+    def assign(self, features: pd.DataFrame, chunk_rows: int = ASSIGN_CHUNK_ROWS) -> pd.DataFrame:
+        """Segment of each feature-frame row (index kept): ``segment_id`` (1 = highest revenue) and ``segment``.
+
+        Customers are assigned ``chunk_rows`` at a time (the nearest centre of a row depends on that row alone)."""
         if features.empty:
             return pd.DataFrame({"segment_id": pd.Series(dtype="int64"), "segment": pd.Series(dtype="str")})
-        clusters = self.kmeans.predict(self.scaler.transform(segmentation_matrix(features)))
+        chunks = (features.iloc[start : start + chunk_rows] for start in range(0, len(features), chunk_rows))
+        clusters = np.concatenate([self.kmeans.predict(self.scaler.transform(segmentation_matrix(c))) for c in chunks])
         segment_id = pd.Series(clusters).map(self.cluster_to_segment).to_numpy("int64")
         return pd.DataFrame(
             {

@@ -92,6 +92,19 @@ def test_scores_are_reproducible_from_the_saved_artefacts(
     assert artefact_dir(tmp_path, "churn", AS_OF) == tmp_path / "artefacts" / "churn" / "2025-06"
 
 
+def test_scoring_in_chunks_gives_the_table_of_one_pass(orders: pd.DataFrame, scored: CustomerScores) -> None:
+    models = scored.models
+    fitted = dict(
+        churn=models.churn,
+        lifetime_value=models.lifetime_value,
+        segmentation=models.segmentation,
+        propensity=models.propensity,
+    )
+    in_chunks = score_with_models(orders, AS_OF, **fitted, chunk_rows=437)
+    assert len(in_chunks) > 3 * 437  # several chunks, the last one partial
+    pd.testing.assert_frame_equal(in_chunks, scored.scores, check_exact=False, rtol=1e-12, atol=0)
+
+
 def test_a_missing_artefact_is_named(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="churn/2025-06"):
         load_artefact(artefact_dir(tmp_path, "churn", AS_OF))
