@@ -31,8 +31,8 @@ from test_dbt_warehouse import (
     MONTH_2,
     RAW_TABLES,
     REPO_ROOT,
-    build_month,
     make_raw_world,
+    run_dbt,
     write_raw,
 )
 
@@ -212,8 +212,10 @@ def builds(tmp_path_factory: pytest.TempPathFactory):
     work_dir = tmp_path_factory.mktemp("spark_warehouse")
     database = work_dir / "warehouse.duckdb"
     write_raw_as_collected(database)
-    for month in BUILDS:
-        build_month(month, database, work_dir / "duckdb")
+    for month in BUILDS:  # tests/test_dbt_warehouse.py runs the data tests and unit tests on DuckDB
+        run_dbt(
+            ["build", "--exclude-resource-type", "test", "unit_test", *month_vars(month)], database, work_dir / "duck"
+        )
 
     environment = spark_environment(work_dir / "spark")
     loaded = subprocess.run(
@@ -265,6 +267,24 @@ def test_the_spark_target_is_local_private_and_silent(tmp_path: Path) -> None:
 
 def test_every_model_has_a_key_to_compare_by() -> None:
     assert set(project_models()) == set(MODEL_KEYS)
+
+
+def test_a_difference_between_the_engines_names_the_table_column_and_row() -> None:
+    duckdb_rows = pd.DataFrame(
+        {"customer_id": ["00042", "00007"], "as_of_month": pd.to_datetime(["2025-01-01"] * 2), "monetary": [1.5, 2.0]}
+    )
+    # Spark hands dates over as datetime.date and decimals as Decimal, in another row order
+    spark_rows = pd.DataFrame(
+        {"customer_id": ["00007", "00042"], "as_of_month": [date(2025, 1, 1)] * 2, "monetary": [Decimal("2.0"), None]}
+    )
+    assert_same_rows("marts.t", ["customer_id"], duckdb_rows, spark_rows.fillna({"monetary": Decimal("1.5")}))
+    spark_rows.loc[1, "monetary"] = Decimal("1.5000001")
+    with pytest.raises(
+        AssertionError, match=r"marts.t.monetary differs in 1 of 2 rows; first at \(customer_id=00042\)"
+    ):
+        assert_same_rows("marts.t", ["customer_id"], duckdb_rows, spark_rows)
+    with pytest.raises(AssertionError, match="marts.t.as_of_month: time on DuckDB, text on Spark"):
+        assert_same_rows("marts.t", ["customer_id"], duckdb_rows, duckdb_rows.assign(as_of_month="2025-01-01"))
 
 
 # --------------------------------------------------------------------------------------------------
