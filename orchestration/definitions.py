@@ -39,8 +39,13 @@ def build_resources(settings: Settings) -> dict:
             sim_seed=settings.sim_seed,
             sim_customers=settings.sim_customers,
         ),
+        # The loop's Python stages read and write the DuckDB warehouse, so its dbt builds stay on DuckDB whatever
+        # $CRM_DBT_TARGET says (that variable selects the target of dbt commands run by hand).
         "dbt": DbtCliResource(
-            project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir), dbt_executable=dbt_executable()
+            project_dir=dbt_project,
+            profiles_dir=str(dbt_project.project_dir),
+            target="dev",
+            dbt_executable=dbt_executable(),
         ),
     }
 

@@ -51,16 +51,3 @@
     {#- First day of the window of `months` calendar months that ends at the as-of month end. -#}
     {{ date_literal(shift_months(parse_as_of_month(as_of_month), 1 - months)) }}
 {%- endmacro %}
-
-
-{% macro delete_as_of_month_rows(as_of_month) -%}
-    {#-
-        Pre-hook of the monthly snapshot marts (incremental, delete+insert on as_of_month + customer_id):
-        on an incremental run, first remove every row of the month being rebuilt, so that a rebuild
-        replaces the month exactly (a customer who dropped out of the month's population does not
-        linger) and never touches any other month.
-    -#}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where as_of_month = {{ as_of_month_date(as_of_month) }}
-    {%- endif -%}
-{%- endmacro %}

@@ -90,7 +90,7 @@ final as (
         cohort_months.activity_month,
         cohort_months.cohort_size,
         coalesce(cohort_orders.active_customers, 0) as active_customers,
-        coalesce(cohort_orders.active_customers, 0) * 1.0 / cohort_months.cohort_size as retention_share,
+        {{ fraction('coalesce(cohort_orders.active_customers, 0)', 'cohort_months.cohort_size') }} as retention_share,
         coalesce(cohort_orders.orders, 0) as orders,
         coalesce(cohort_orders.net_revenue, 0) as net_revenue
 

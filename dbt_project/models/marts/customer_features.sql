@@ -1,11 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}"
+        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        **monthly_snapshot_storage()
     )
 }}
 
@@ -37,7 +37,7 @@ final as (
         activity.customer_id,
         {{ dbt.datediff('activity.last_order_date', month_end, 'day') | trim }} as recency_days,
         activity.lifetime_orders as frequency,
-        activity.lifetime_net_revenue / activity.lifetime_orders as monetary,
+        {{ fraction('activity.lifetime_net_revenue', 'activity.lifetime_orders') }} as monetary,
         activity.lifetime_net_revenue as net_revenue_lifetime,
         activity.net_revenue_12m,
         activity.orders_1m,
@@ -47,12 +47,13 @@ final as (
         customers.tenure_days,
         case
             when activity.lifetime_orders > 1
-                then
-                    {{ dbt.datediff('activity.first_order_date', 'activity.last_order_date', 'day') | trim }}
-                    * 1.0 / (activity.lifetime_orders - 1)
+                then {{ fraction(
+                    dbt.datediff('activity.first_order_date', 'activity.last_order_date', 'day') | trim,
+                    '(activity.lifetime_orders - 1)'
+                ) }}
         end as avg_days_between_orders,
-        activity.lifetime_sales_revenue / activity.lifetime_orders as avg_order_value,
-        activity.lifetime_returns * 1.0 / activity.lifetime_orders as return_rate,
+        {{ fraction('activity.lifetime_sales_revenue', 'activity.lifetime_orders') }} as avg_order_value,
+        {{ fraction('activity.lifetime_returns', 'activity.lifetime_orders') }} as return_rate,
         activity.contacts_12m,
         {{ dbt.datediff('activity.last_contacted_at', month_end, 'day') | trim }} as days_since_last_contact
 

@@ -1,11 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}"
+        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        **monthly_snapshot_storage()
     )
 }}
 
@@ -37,7 +37,7 @@ rfm_values as (
         lifetime_orders as frequency,
         -- ranked on whole cents over orders: equal averages are equal numbers on any engine, whatever the
         -- order in which the revenue was summed
-        round(lifetime_net_revenue * 100) / lifetime_orders as monetary_cents
+        {{ fraction('round(lifetime_net_revenue * 100)', 'lifetime_orders') }} as monetary_cents
 
     from activity
 

@@ -1,11 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}"
+        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        **monthly_snapshot_storage()
     )
 }}
 

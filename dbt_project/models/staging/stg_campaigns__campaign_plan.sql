@@ -20,7 +20,7 @@ renamed as (
         cast(offer_id as {{ dbt.type_string() }}) as offer_id,
         cast(objective as {{ dbt.type_string() }}) as objective,
         cast(policy as {{ dbt.type_string() }}) as targeting_policy,
-        cast("group" as {{ dbt.type_string() }}) as treatment_group,
+        cast({{ adapter.quote("group") }} as {{ dbt.type_string() }}) as treatment_group,
         cast(selection as {{ dbt.type_string() }}) as selection,
         cast(selection_probability as {{ dbt.type_float() }}) as selection_probability,
         cast(treatment_probability as {{ dbt.type_float() }}) as treatment_probability,

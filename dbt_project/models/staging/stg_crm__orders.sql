@@ -59,7 +59,7 @@ numbered as (
         *,
         row_number() over (
             partition by customer_id, order_date, amount, order_type
-            order by loaded_month, source_order_id, product_id, quantity
+            order by loaded_month, source_order_id nulls last, product_id nulls last, quantity nulls last
         ) as duplicate_number
 
     from collected_by_month_end
