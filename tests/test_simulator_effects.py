@@ -24,75 +24,31 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulator.learnability import (
+    DEFAULT_OFFERS as OFFERS,
+)
+from simulator.learnability import (
+    binned_mean_r_squared,
+    boosted_r_squared,
+    learnability,
+    observable_features,
+    targeting_ceiling,
+)
+
 pytestmark = pytest.mark.slow
 
 FIRST, DELIVERY = date(2025, 1, 1), date(2025, 2, 1)
-OFFERS = pd.DataFrame(
-    {"offer_id": ["retain_voucher", "winback_voucher"], "contact_cost": [0.5, 0.5], "incentive_cost": [10.0, 15.0]}
-)
 HIDDEN = ["responsiveness", "price_sensitivity", "purchase_rate", "suppression_probability", "extra_items_rate"]
-
-
-def r_squared(y: np.ndarray, predicted: np.ndarray) -> float:
-    return float(1 - np.sum((y - predicted) ** 2) / np.sum((y - y.mean()) ** 2))
-
-
-def binned_mean_r_squared(column: pd.Series, y: np.ndarray, folds: np.ndarray, bins: int = 20) -> float:
-    """Cross-fitted R^2 of the per-bin mean of y (quantile bins of the column; one bin per value when few)."""
-    values = column.to_numpy(dtype="float64")
-    edges = np.unique(np.nanquantile(values, np.linspace(0, 1, bins + 1)))
-    codes = np.digitize(values, edges[1:-1]) if len(np.unique(values)) > bins else pd.factorize(values)[0]
-    predicted = np.empty(len(y))
-    for fold in np.unique(folds):
-        train = folds != fold
-        means = pd.Series(y[train]).groupby(codes[train]).mean()
-        predicted[~train] = pd.Series(codes[~train]).map(means).fillna(y[train].mean()).to_numpy()
-    return r_squared(y, predicted)
-
-
-def boosted_r_squared(features: pd.DataFrame, y: np.ndarray, folds: np.ndarray) -> float:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from models.parallelism import fit_threads
-
-    predicted = np.empty(len(y))
-    matrix = features.to_numpy(dtype="float64")
-    for fold in np.unique(folds):
-        train = folds != fold
-        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_depth=4, random_state=0)
-        with fit_threads(int(train.sum())):
-            model.fit(matrix[train], y[train])
-        predicted[~train] = model.predict(matrix[~train])
-    return r_squared(y, predicted)
 
 
 @pytest.fixture(scope="module")
 def world_effects(tmp_path_factory):
-    from models.clv import score_customers
-    from models.features import customer_features
     from simulator import SimulatedWorld
     from simulator.evaluation import true_individual_profit
     from simulator.ground_truth import customer_states, hidden_traits
 
     world = SimulatedWorld(tmp_path_factory.mktemp("effects"), seed=11, n_customers=20_000)
-    raw = world.orders(FIRST)
-    products = world.products().set_index("product_id")
-    orders = pd.DataFrame(
-        {
-            "order_id": raw["order_id"],
-            "customer_id": raw["customer_id"],
-            "order_date": raw["order_date"],
-            "product_line": raw["product_id"].map(products["product_line"]),
-            "revenue": raw["amount"],
-            "margin": raw["amount"] - raw["quantity"] * raw["product_id"].map(products["unit_cost"]),
-        }
-    )
-    features = customer_features(orders, FIRST)
-    if "customer_id" in features.columns:
-        features = features.set_index("customer_id")
-    value = score_customers(orders, FIRST).set_index("customer_id")
-    observed = features.join(value, rsuffix="_clv")
-    observed = observed[[c for c in observed.columns if observed[c].dtype.kind in "fiub"]].astype("float64")
+    observed = observable_features(world, FIRST)
     traits = hidden_traits(world, DELIVERY).set_index("customer_id").loc[observed.index, HIDDEN]
     alive = customer_states(world, DELIVERY).set_index("customer_id").loc[observed.index, ["alive", "sleeping_dog"]]
     hidden = pd.concat([observed, traits.astype("float64"), alive.astype("float64")], axis=1)
@@ -120,3 +76,28 @@ def test_true_effect_is_partly_observable_and_partly_hidden(world_effects, offer
     assert together <= 0.70, report
     assert with_hidden >= 0.90, report
     assert max(single[best], together) > 0.02, report
+
+
+def test_targeting_ceiling_is_one_with_perfect_information_and_contact_nobody_without_any() -> None:
+    rng = np.random.default_rng(3)
+    profit = rng.normal(-1.0, 2.0, 4000)
+    folds = rng.integers(0, 2, len(profit))
+    perfect = targeting_ceiling(pd.DataFrame({"profit": profit}), profit, folds, budget_share=0.15)
+    assert perfect["ceiling"] > 0.97, perfect
+    assert perfect["random_profit"] < 0 < perfect["oracle_profit"]
+    noise = targeting_ceiling(pd.DataFrame({"noise": rng.normal(size=len(profit))}), profit, folds, 0.15)
+    # Nothing to learn: the fitted model predicts the (negative) mean and contacts (almost) nobody.
+    assert abs(noise["ceiling"] - noise["contact_nobody"]) < 0.1, noise
+
+
+def test_learnability_report_of_a_small_world(tmp_path) -> None:
+    from simulator import SimulatedWorld
+
+    world = SimulatedWorld(tmp_path, seed=5, n_customers=3000)
+    report = learnability(world, FIRST).set_index("offer_id")
+    assert list(report.index) == list(OFFERS["offer_id"])
+    active, lapsed = report.loc["retain_voucher"], report.loc["winback_voucher"]
+    assert active["audience"] == "active" and lapsed["audience"] == "lapsed"
+    assert active["audience_customers"] + lapsed["audience_customers"] == active["customers"]
+    assert (report["oracle_profit"] >= 0).all() and (report["oracle_profit"] >= report["truth_fitted_profit"]).all()
+    assert report[["uplift_r2_all", "audience_uplift_r2", "audience_profit_r2"]].le(1).all().all()
