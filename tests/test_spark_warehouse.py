@@ -3,19 +3,21 @@
 One module-scoped pair of builds over the tiny world of tests/test_dbt_warehouse.py, with the raw tables typed
 as the collect stage writes them (dates of the contract as timestamps). DuckDB builds as of 2025-01, 2025-02 and
 2025-01 again (a rebuild of a past month). The raw tables are then copied into a local Spark (its own metastore
-and warehouse directory under a temp directory) by `python -m orchestration.spark_warehouse`, and dbt builds the
-same three months on Spark: the snapshot marts go through insert_overwrite into an existing month partition and
-into a new one. Every model (staging views, the intermediate view, every mart; both months of each snapshot)
-must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
+and warehouse directory under a temp directory) by the loader's command (`python -m orchestration.spark_warehouse`),
+and dbt builds the same three months on Spark: the snapshot marts go through insert_overwrite into an existing
+month partition and into a new one. Every model (staging views, the intermediate view, every mart; both months of
+each snapshot) must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
 
-One Spark process at a time (the Derby metastore admits one): the loader, each dbt run, then this process reads.
+The Derby metastore admits one JVM, and a JVM takes seconds to start: the loader, the three dbt builds (dbt's
+programmatic runner, on the session dbt-spark's `session` method finds open) and the reads share one Spark
+session in this process. Small Spark (two local cores, two shuffle partitions): the tiny world moves little data.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
+import io
+from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,12 +27,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_dbt_warehouse import (
-    DBT_BIN,
     DBT_PROJECT,
     MONTH_1,
     MONTH_2,
     RAW_TABLES,
-    REPO_ROOT,
     make_raw_world,
     run_dbt,
     write_raw,
@@ -38,6 +38,7 @@ from test_dbt_warehouse import (
 
 from orchestration.raw_tables import warehouse_columns
 from orchestration.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
+from orchestration.spark_warehouse import main as load_sources_main
 
 BUILDS = (MONTH_1, MONTH_2, MONTH_1)  # a month, the next one, then a rebuild of the first
 
@@ -57,6 +58,15 @@ MODEL_KEYS = {
     "customer_value": ["as_of_month", "customer_id"],
     "customer_portfolio": ["as_of_month", "customer_id"],
     "customer_features": ["as_of_month", "customer_id"],
+}
+# The key of every seed (reference data, schema `reference`). A seed added to the project must be added here.
+SEED_KEYS = {
+    "campaign_objectives": ["objective"],
+    "cost_to_serve": ["cost_item"],
+    "offers": ["offer_id"],
+    "portfolio_quadrants": ["portfolio_quadrant"],
+    "pyramid_tiers": ["tier"],
+    "rfm_segments": ["rfm_segment"],
 }
 MODEL_SCHEMAS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
 SNAPSHOT_MARTS = ("customer_rfm", "customer_value", "customer_portfolio", "customer_features")
@@ -156,46 +166,66 @@ def write_raw_as_collected(database: Path) -> None:
 def spark_environment(spark_home: Path) -> dict[str, str]:
     """A private Spark for this module: metastore and tables under `spark_home`, small and local."""
     return {
-        **os.environ,
         "CRM_SPARK_HOME": str(spark_home),
-        "CRM_SPARK_MASTER": "local[1]",
+        "CRM_SPARK_MASTER": "local[2]",
         "CRM_SPARK_DRIVER_MEMORY": "1g",
-        "CRM_SPARK_SHUFFLE_PARTITIONS": "1",
+        "CRM_SPARK_SHUFFLE_PARTITIONS": "2",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-
-
-def run_spark_dbt(args: list[str], environment: dict[str, str], work_dir: Path) -> str:
-    command = [
-        str(DBT_BIN),
-        *args,
-        "--profiles-dir",
-        "dbt_project",
-        "--project-dir",
-        "dbt_project",
-        "--target-path",
-        str(work_dir / "target"),
-        "--log-path",
-        str(work_dir / "logs"),
-    ]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (
-        f"dbt {' '.join(args)} on Spark failed:\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
-    )
-    return result.stdout
 
 
 def month_vars(month: date) -> list[str]:
     return ["--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"]
 
 
-class Builds:
-    """Both warehouses after the same builds, and a Spark session on the Spark one."""
+class SparkDbt:
+    """dbt on the Spark target inside this process, on the Spark session this process holds.
 
-    def __init__(self, database: Path, spark_log: str, loader_output: str, spark) -> None:
+    dbt-spark's `session` method opens its Spark with `SparkSession.builder...getOrCreate()`, so it works on
+    the session already open here: one JVM and one Derby metastore for the loader, every build and the
+    reads. The project is parsed once; every build reuses that manifest.
+    """
+
+    def __init__(self, work_dir: Path) -> None:
+        from dbt.cli.main import dbtRunner
+
+        self.common = [
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(work_dir / "target"),
+            "--log-path",
+            str(work_dir / "logs"),
+        ]
+        parsed = self.invoke(dbtRunner(), ["parse", "--target", "spark"])
+        self.runner = dbtRunner(manifest=parsed.result)
+        self.threads = ["--threads", "4"]  # independent nodes overlap their round trips to the session
+
+    def invoke(self, runner, args: list[str]):
+        result = runner.invoke([*args, *self.common])
+        if not result.success:
+            failed = [
+                f"{node.node.unique_id}: {node.status} {node.message}"
+                for node in getattr(result.result, "results", [])
+                if str(node.status) not in ("success", "pass")
+            ]
+            raise AssertionError(f"dbt {' '.join(args)} on Spark failed: {result.exception or failed}")
+        return result
+
+    def build(self, args: list[str]):
+        """`dbt build` with `args`; returns dbt's result for every node it ran."""
+        return self.invoke(self.runner, ["build", *self.threads, *args]).result.results
+
+
+class Builds:
+    """Both warehouses after the same builds, and the Spark session the Spark one was built in."""
+
+    def __init__(self, database: Path, spark_results: list, loader_output: str, spark) -> None:
         self.database = database
-        self.spark_log = spark_log
+        self.spark_results = spark_results
         self.loader_output = loader_output
         self.spark = spark
 
@@ -209,6 +239,8 @@ class Builds:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory):
+    from pyspark.sql import SparkSession
+
     work_dir = tmp_path_factory.mktemp("spark_warehouse")
     database = work_dir / "warehouse.duckdb"
     write_raw_as_collected(database)
@@ -217,29 +249,30 @@ def builds(tmp_path_factory: pytest.TempPathFactory):
             ["build", "--exclude-resource-type", "test", "unit_test", *month_vars(month)], database, work_dir / "duck"
         )
 
-    environment = spark_environment(work_dir / "spark")
-    loaded = subprocess.run(
-        [sys.executable, "-m", "orchestration.spark_warehouse", "--warehouse", str(database)],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert loaded.returncode == 0, f"loading the sources into Spark failed:\n{loaded.stdout}\n{loaded.stderr[-4000:]}"
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in spark_environment(work_dir / "spark").items():
+            environment.setenv(name, value)
+        environment.delenv("CRM_DBT_TARGET", raising=False)
+        # One Spark session for the whole module, opened as the spark target opens it.
+        spark = open_spark(spark_session_parameters())
+        try:
+            loader_output = io.StringIO()
+            with contextlib.redirect_stdout(loader_output):
+                loaded = load_sources_main(["--warehouse", str(database)])
+            assert loaded == 0, f"loading the sources into Spark failed:\n{loader_output.getvalue()}"
+            assert SparkSession.getActiveSession() is spark, "the loader stopped the session it was handed"
 
-    # Months 1 and 2: seeds and models (the target named once by --target, once by $CRM_DBT_TARGET); then the
-    # rebuild of month 1 with every data test and unit test, run over both months' snapshots.
-    models_only = ["--exclude-resource-type", "test", "unit_test"]
-    run_spark_dbt(["build", "--target", "spark", *models_only, *month_vars(BUILDS[0])], environment, work_dir)
-    run_spark_dbt(["build", *models_only, *month_vars(BUILDS[1])], {**environment, "CRM_DBT_TARGET": "spark"}, work_dir)
-    spark_log = run_spark_dbt(["build", "--target", "spark", *month_vars(BUILDS[2])], environment, work_dir)
-
-    spark = open_spark(spark_session_parameters(environment=environment))
-    try:
-        yield Builds(database, spark_log, loaded.stdout, spark)
-    finally:
-        spark.stop()
+            # Months 1 and 2: seeds and models (the target named once by --target, once by $CRM_DBT_TARGET);
+            # then the rebuild of month 1 with every data test and unit test, run over both months' snapshots.
+            dbt = SparkDbt(work_dir / "spark_dbt")
+            dbt.build(["--target", "spark", "--exclude-resource-type", "test", "unit_test", *month_vars(BUILDS[0])])
+            environment.setenv("CRM_DBT_TARGET", "spark")
+            dbt.build(["--resource-type", "model", *month_vars(BUILDS[1])])
+            environment.delenv("CRM_DBT_TARGET")
+            spark_results = dbt.build(["--target", "spark", "--exclude-resource-type", "seed", *month_vars(BUILDS[2])])
+            yield Builds(database, spark_results, loader_output.getvalue(), spark)
+        finally:
+            spark.stop()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,8 +298,9 @@ def test_the_spark_target_is_local_private_and_silent(tmp_path: Path) -> None:
         spark_session_parameters(target="dev", environment={})
 
 
-def test_every_model_has_a_key_to_compare_by() -> None:
+def test_every_model_and_seed_has_a_key_to_compare_by() -> None:
     assert set(project_models()) == set(MODEL_KEYS)
+    assert {path.stem for path in (DBT_PROJECT / "seeds").glob("*.csv")} == set(SEED_KEYS)
 
 
 def test_a_difference_between_the_engines_names_the_table_column_and_row() -> None:
@@ -311,12 +345,10 @@ def test_the_sources_reach_spark_with_their_rows_and_types(builds: Builds) -> No
 
 @pytest.mark.slow
 def test_the_spark_build_passes_every_data_test_and_unit_test(builds: Builds) -> None:
-    summary = next(line for line in builds.spark_log.splitlines() if "Done. PASS=" in line)
-    counts = dict(part.split("=") for part in summary.split("Done.")[1].split())
-    assert int(counts["ERROR"]) == 0 and int(counts["SKIP"]) == 0 and int(counts["WARN"]) == 0, summary
-    ran = next(line for line in builds.spark_log.splitlines() if "Finished running" in line)
-    assert int(ran.split(" unit tests")[0].split()[-1]) >= 17, ran
-    assert int(ran.split(" data tests")[0].split()[-1]) >= 200, ran
+    statuses = Counter(str(result.status) for result in builds.spark_results)
+    assert set(statuses) == {"success", "pass"}, statuses  # no error, failure, warning or skip
+    kinds = Counter(result.node.resource_type for result in builds.spark_results)
+    assert kinds["unit_test"] >= 17 and kinds["test"] >= 200 and kinds["model"] == len(MODEL_KEYS), kinds
 
 
 @pytest.mark.slow
@@ -324,6 +356,14 @@ def test_the_spark_build_passes_every_data_test_and_unit_test(builds: Builds) ->
 def test_every_model_on_spark_equals_duckdb(builds: Builds, model: str) -> None:
     relation = f"{project_models()[model]}.{model}"
     assert_same_rows(relation, MODEL_KEYS[model], builds.duckdb_rows(relation), builds.spark_rows(relation))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", sorted(SEED_KEYS))
+def test_every_seed_on_spark_equals_duckdb(builds: Builds, seed: str) -> None:
+    """Reference data loads the same on both engines; an empty cell is NULL on both."""
+    relation = f"reference.{seed}"
+    assert_same_rows(relation, SEED_KEYS[seed], builds.duckdb_rows(relation), builds.spark_rows(relation))
 
 
 @pytest.mark.slow
