@@ -8,6 +8,10 @@ and dbt builds the same three months on Spark: the snapshot marts go through ins
 month partition and into a new one. Every model (staging views, the intermediate view, every mart; both months of
 each snapshot) must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
 
+The Python stages' warehouse on Spark (orchestration.resources.spark) answers the analyse and design stages'
+reads (orchestration/queries.py) with the same frames as the DuckDB resource on these builds, and its writes
+replace a month as the DuckDB resource's do.
+
 The Derby metastore admits one JVM, and a JVM takes seconds to start: the loader, the three dbt builds (dbt's
 programmatic runner, on the session dbt-spark's `session` method finds open) and the reads share one Spark
 session in this process. Small Spark (two local cores, two shuffle partitions): the tiny world moves little data.
@@ -36,7 +40,10 @@ from test_dbt_warehouse import (
     write_raw,
 )
 
+from orchestration import queries
 from orchestration.raw_tables import warehouse_columns
+from orchestration.resources.spark import SparkWarehouseResource, spark_sql
+from orchestration.resources.warehouse import WarehouseResource
 from orchestration.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
 from orchestration.spark_warehouse import main as load_sources_main
 
@@ -374,3 +381,129 @@ def test_snapshot_marts_keep_one_partition_per_month_on_spark(builds: Builds, ma
     per_month = builds.duckdb_rows(f"marts.{mart}").groupby("as_of_month").size()
     spark_per_month = builds.spark_rows(f"marts.{mart}").groupby("as_of_month").size()
     assert spark_per_month.tolist() == per_month.tolist() and per_month.iloc[0] != per_month.iloc[1], mart
+
+
+# --------------------------------------------------------------------------------------------------
+# The Python stages' warehouse on Spark: the same reads and writes as on DuckDB
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_stage_query_becomes_spark_sql_with_its_parameters_in_place() -> None:
+    translated = spark_sql(
+        """
+        select o.*, s.* exclude (customer_id), '?' as mark
+        from campaigns.campaign_plan as o join analytics.customer_scores as s using (customer_id)
+        where "group" = ? and delivery_month <= ? and "rank" between ? and ?
+        order by o.customer_id
+        """,
+        ["te'st", pd.Timestamp("2025-01-31"), 1, 2.5],
+    )
+    assert "* EXCEPT (customer_id)" in translated and "'?' AS mark" in translated
+    assert "`group` = 'te\\'st'" in translated
+    assert "delivery_month <= CAST('2025-01-31 00:00:00' AS TIMESTAMP_NTZ)" in translated
+    assert "BETWEEN 1 AND 2.5" in translated and "NULLS LAST" in translated
+    with pytest.raises(ValueError, match="1 parameters in the SQL, 2 given"):
+        spark_sql("select * from t where a = ?", [1, 2])
+
+
+def duckdb_warehouse(builds: Builds) -> WarehouseResource:
+    return WarehouseResource(path=str(builds.database))
+
+
+def spark_warehouse() -> SparkWarehouseResource:
+    return SparkWarehouseResource(target="spark")
+
+
+def assert_same_frame(name: str, duckdb_frame: pd.DataFrame, spark_frame: pd.DataFrame, ordered: bool) -> None:
+    """The same columns in the same order, the same column types and the same rows (in the same order when
+    the query orders them); numbers within 1e-9 relative. Timestamps compare at microseconds: a DuckDB table
+    created from a frame keeps the frame's resolution (seconds for `pd.Timestamp(month)`), Spark has one."""
+    assert list(spark_frame.columns) == list(duckdb_frame.columns), name
+    assert len(duckdb_frame) > 0, f"{name}: no rows, nothing compared"
+    times = [column for column in duckdb_frame if pd.api.types.is_datetime64_any_dtype(duckdb_frame[column])]
+    duckdb_frame = duckdb_frame.astype(dict.fromkeys(times, "datetime64[us]"))
+    if not ordered:
+        duckdb_frame = duckdb_frame.sort_values(list(duckdb_frame.columns), ignore_index=True)
+        spark_frame = spark_frame.sort_values(list(spark_frame.columns), ignore_index=True)
+    pd.testing.assert_frame_equal(spark_frame, duckdb_frame, check_exact=False, rtol=RELATIVE_TOLERANCE, obj=name)
+
+
+# The reads of the analyse and design stages (orchestration/queries.py), as they call them; True: the query
+# orders its rows.
+STAGE_READS = {
+    "orders_as_of": (lambda warehouse: queries.orders_as_of(warehouse, MONTH_1), True),
+    "contacted_test_customers": (lambda warehouse: queries.contacted_test_customers(warehouse, MONTH_2), False),
+    "offers": (queries.offers, True),
+    "campaign_objectives": (queries.campaign_objectives, True),
+    "plan_for_delivery": (lambda warehouse: queries.plan_for_delivery(warehouse, MONTH_1), True),
+    "plan_designed_in": (lambda warehouse: queries.plan_designed_in(warehouse, MONTH_1), True),
+    "customer_month_outcomes": (lambda warehouse: queries.customer_month_outcomes(warehouse, MONTH_1), False),
+    "customer_value": (lambda warehouse: queries.customer_value(warehouse, MONTH_2), False),
+    "recent_contacts": (lambda warehouse: queries.recent_contacts(warehouse, MONTH_2, 9), False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("read", sorted(STAGE_READS))
+def test_a_stage_read_returns_the_same_frame_on_spark(builds: Builds, read: str) -> None:
+    run, ordered = STAGE_READS[read]
+    assert_same_frame(read, run(duckdb_warehouse(builds)), run(spark_warehouse()), ordered)
+
+
+@pytest.mark.slow
+def test_a_table_missing_on_both_engines_reads_as_missing(builds: Builds) -> None:
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        assert warehouse.table_exists("campaigns.campaign_plan")
+        assert not warehouse.table_exists(queries.DELIVERIES_TABLE)
+        assert queries.delivered_campaigns(warehouse, MONTH_1) == []
+
+
+def scores_of(month: date, customers: list[str], churn: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": customers,
+            "as_of_month": pd.Timestamp(month),
+            "churn_probability": [churn + index / 100 for index in range(len(customers))],
+            "segment": [f"segment {index % 2}" for index in range(len(customers))],
+        }
+    )
+
+
+@pytest.mark.slow
+def test_writing_a_month_on_spark_replaces_that_month_only_as_on_duckdb(builds: Builds) -> None:
+    table = "analytics.spark_parity_scores"
+    plan = queries.plan_designed_in(duckdb_warehouse(builds), MONTH_1)
+    customers = sorted(plan["customer_id"].unique())[:6]
+    results = {}
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        warehouse.replace_rows(table, scores_of(MONTH_1, customers, 0.1), {"as_of_month": pd.Timestamp(MONTH_1)})
+        warehouse.replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": pd.Timestamp(MONTH_2)})
+        # a re-run of month 1 with fewer customers and other scores: month 1 is replaced, month 2 untouched
+        warehouse.replace_rows(table, scores_of(MONTH_1, customers[:4], 0.2), {"as_of_month": pd.Timestamp(MONTH_1)})
+        warehouse.ensure_table(table, {"uplift": "double"})
+        warehouse.append_rows(table, scores_of(date(2025, 3, 1), customers[:1], 0.9).assign(uplift=0.25))
+        results[type(warehouse).__name__] = warehouse.query(f"select * from {table} order by as_of_month, customer_id")
+    duckdb_rows, spark_rows = results["WarehouseResource"], results["SparkWarehouseResource"]
+    assert duckdb_rows.groupby("as_of_month").size().tolist() == [4, 6, 1]
+    assert duckdb_rows.loc[0, "churn_probability"] == pytest.approx(0.2)
+    assert_same_frame(table, duckdb_rows, spark_rows, ordered=True)
+    with pytest.raises(ValueError, match="every row must have as_of_month"):
+        spark_warehouse().replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": MONTH_1})
+
+
+@pytest.mark.slow
+def test_outcomes_joined_to_design_time_scores_are_the_same_on_spark(builds: Builds) -> None:
+    """The measure and improve stages' read: outcomes with the scores of the design month (`* exclude`)."""
+    results = []
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        plan = queries.plan_for_delivery(warehouse, MONTH_1)
+        outcomes = plan[["campaign_id", "customer_id", "group", "delivery_month", "designed_in_month"]].assign(
+            orders=range(len(plan))
+        )
+        warehouse.replace_rows_between(queries.OUTCOMES_TABLE, outcomes, "delivery_month", None, pd.Timestamp(MONTH_1))
+        scores = scores_of(date(2024, 12, 1), sorted(plan["customer_id"]), 0.1)
+        warehouse.replace_rows(queries.SCORES_TABLE, scores, {"as_of_month": pd.Timestamp("2024-12-01")})
+        results.append(queries.measured_outcomes_with_features(warehouse, MONTH_1))
+    assert len(results[0]) == len(queries.plan_for_delivery(duckdb_warehouse(builds), MONTH_1))
+    assert "churn_probability" in results[0] and "as_of_month" not in results[0]
+    assert_same_frame("measured_outcomes_with_features", *results, ordered=True)
