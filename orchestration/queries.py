@@ -1,4 +1,5 @@
-"""The warehouse reads the loop's stages share (one place for each query)."""
+"""The warehouse reads the loop's stages share (one place for each query), in DuckDB's SQL dialect: the
+Spark warehouse resource translates them (orchestration.resources.spark)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 import pandas as pd
 
 from orchestration.partitions import next_month
-from orchestration.resources import WarehouseResource
+from orchestration.resources.warehouse import Warehouse
 
 PLAN_TABLE = "campaigns.campaign_plan"
 DELIVERIES_TABLE = "campaigns.campaign_deliveries"
@@ -40,7 +41,7 @@ def _month_end(month: date) -> pd.Timestamp:
     return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
 
 
-def orders_as_of(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+def orders_as_of(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """Order lines placed by the end of `month` (the models' only view of behaviour)."""
     return warehouse.query(
         """
@@ -53,7 +54,7 @@ def orders_as_of(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
     )
 
 
-def contacted_test_customers(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+def contacted_test_customers(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """(customer_id, month) of every test-group contact delivered by `month`."""
     if not warehouse.table_exists(PLAN_TABLE):
         return pd.DataFrame({"customer_id": pd.Series(dtype="str"), "month": pd.Series(dtype="datetime64[us]")})
@@ -67,15 +68,15 @@ def contacted_test_customers(warehouse: WarehouseResource, month: date) -> pd.Da
     )
 
 
-def offers(warehouse: WarehouseResource) -> pd.DataFrame:
+def offers(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.query("select * from reference.offers order by offer_id")
 
 
-def campaign_objectives(warehouse: WarehouseResource) -> pd.DataFrame:
+def campaign_objectives(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.query("select * from reference.campaign_objectives order by priority")
 
 
-def plan_for_delivery(warehouse: WarehouseResource, delivery_month: date) -> pd.DataFrame:
+def plan_for_delivery(warehouse: Warehouse, delivery_month: date) -> pd.DataFrame:
     """Every assignment (test and control) of the campaigns delivered in `delivery_month`."""
     if not warehouse.table_exists(PLAN_TABLE):
         return pd.DataFrame()
@@ -85,7 +86,7 @@ def plan_for_delivery(warehouse: WarehouseResource, delivery_month: date) -> pd.
     )
 
 
-def delivered_campaigns(warehouse: WarehouseResource, delivery_month: date) -> list[str]:
+def delivered_campaigns(warehouse: Warehouse, delivery_month: date) -> list[str]:
     """Campaigns the execute stage handed to the channel for `delivery_month`."""
     if not warehouse.table_exists(DELIVERIES_TABLE):
         return []
@@ -96,7 +97,7 @@ def delivered_campaigns(warehouse: WarehouseResource, delivery_month: date) -> l
     return frame["campaign_id"].tolist()
 
 
-def customer_month_outcomes(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+def customer_month_outcomes(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """Per customer who ordered in `month`: orders, revenue and margin in that month."""
     return warehouse.query(
         """
@@ -109,14 +110,14 @@ def customer_month_outcomes(warehouse: WarehouseResource, month: date) -> pd.Dat
     )
 
 
-def measured_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
+def measured_outcomes_with_features(warehouse: Warehouse, up_to_month: date) -> pd.DataFrame:
     """Every measured customer (test and control) of campaigns delivered by `up_to_month`, with the
     features and scores they had when the campaign was designed (the month before delivery)."""
     return _outcomes_with_design_scores(warehouse, OUTCOMES_TABLE, "campaign_id", up_to_month)
 
 
 def _outcomes_with_design_scores(
-    warehouse: WarehouseResource, outcomes_table: str, group_column: str, up_to_month: date
+    warehouse: Warehouse, outcomes_table: str, group_column: str, up_to_month: date
 ) -> pd.DataFrame:
     """Rows of `outcomes_table` delivered by `up_to_month` with the customer's scores as of the design month."""
     if not warehouse.table_exists(outcomes_table):
@@ -144,7 +145,7 @@ POLICY_DECISIONS_TABLE = "campaigns.policy_decisions"
 PLAN_EXTRA_COLUMNS: dict[str, str] = {"policy_version": "varchar", "profit_lower_bound": "double"}
 
 
-def customer_value(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+def customer_value(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """Per customer as of `month`: pyramid tier and 12-month profit (empty when the mart is absent)."""
     if not warehouse.table_exists("marts.customer_value"):
         return pd.DataFrame({"customer_id": pd.Series(dtype="str")})
@@ -154,7 +155,7 @@ def customer_value(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
     )
 
 
-def recent_contacts(warehouse: WarehouseResource, delivery_month: date, window_months: int) -> pd.DataFrame:
+def recent_contacts(warehouse: Warehouse, delivery_month: date, window_months: int) -> pd.DataFrame:
     """Contacts delivered in the `window_months - 1` months before `delivery_month`, one row per campaign and
     customer: `customer_id`, `months_ago` (1 = the month before). From the execute stage's delivery log and
     the channel's contact log as collected (contacts made before the loop existed)."""
@@ -188,7 +189,7 @@ def recent_contacts(warehouse: WarehouseResource, delivery_month: date, window_m
     return pd.DataFrame({"customer_id": frame["customer_id"].astype(str), "months_ago": months_ago.astype("int64")})
 
 
-def plan_designed_in(warehouse: WarehouseResource, month: date) -> pd.DataFrame:
+def plan_designed_in(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """The plan the design stage wrote in `month` (delivered at the start of the next month)."""
     if not warehouse.table_exists(PLAN_TABLE):
         return pd.DataFrame()
@@ -202,7 +203,7 @@ AUDIENCE_OUTCOMES_TABLE = "campaigns.audience_outcomes"
 CALIBRATION_EVIDENCE_TABLE = "campaigns.policy_calibration_evidence"
 
 
-def not_selected_audience(warehouse: WarehouseResource, delivery_month: date) -> pd.DataFrame:
+def not_selected_audience(warehouse: Warehouse, delivery_month: date) -> pd.DataFrame:
     """Eligible customers of the campaigns delivered in `delivery_month` that no campaign selected (one row per
     offer and customer): not contacted, and not randomised either."""
     if not warehouse.table_exists(DECISIONS_TABLE):
@@ -220,7 +221,7 @@ def not_selected_audience(warehouse: WarehouseResource, delivery_month: date) ->
     )
 
 
-def audience_outcomes_with_features(warehouse: WarehouseResource, up_to_month: date) -> pd.DataFrame:
+def audience_outcomes_with_features(warehouse: Warehouse, up_to_month: date) -> pd.DataFrame:
     """Every not-selected eligible customer of campaigns delivered by `up_to_month`, with the design-time scores
     (as `measured_outcomes_with_features`)."""
     return _outcomes_with_design_scores(warehouse, AUDIENCE_OUTCOMES_TABLE, "offer_id", up_to_month)

@@ -79,7 +79,11 @@ def spark_session_parameters(
             f"dbt target {target!r} is not an in-process Spark session (type spark, method session): "
             f"type {output.get('type')!r}, method {output.get('method')!r}"
         )
-    return {key: str(value) for key, value in (output.get("server_side_parameters") or {}).items()}
+    parameters = {key: str(value) for key, value in (output.get("server_side_parameters") or {}).items()}
+    # dbt-spark runs every session with ANSI mode off (Spark 4 turns it on by default); so does every other
+    # user of this session, so that a query means the same in a model and in a Python stage.
+    parameters["spark.sql.ansi.enabled"] = "false"
+    return parameters
 
 
 def open_spark(parameters: Mapping[str, Any]) -> SparkSession:
@@ -137,11 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     if not arguments.warehouse.exists():
         print(f"no DuckDB warehouse at {arguments.warehouse}", file=sys.stderr)
         return 2
+    from pyspark.sql import SparkSession
+
+    already_open = SparkSession.getActiveSession()  # a caller's session (dbt run in this process) stays open
     spark = open_spark(spark_session_parameters(arguments.target))
     try:
         copied = copy_sources_to_spark(arguments.warehouse, spark)
     finally:
-        spark.stop()
+        if already_open is None:
+            spark.stop()
     for table, rows in copied.items():
         print(f"{table:<28} {rows:>10,} rows")
     return 0

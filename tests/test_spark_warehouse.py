@@ -3,19 +3,25 @@
 One module-scoped pair of builds over the tiny world of tests/test_dbt_warehouse.py, with the raw tables typed
 as the collect stage writes them (dates of the contract as timestamps). DuckDB builds as of 2025-01, 2025-02 and
 2025-01 again (a rebuild of a past month). The raw tables are then copied into a local Spark (its own metastore
-and warehouse directory under a temp directory) by `python -m orchestration.spark_warehouse`, and dbt builds the
-same three months on Spark: the snapshot marts go through insert_overwrite into an existing month partition and
-into a new one. Every model (staging views, the intermediate view, every mart; both months of each snapshot)
-must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
+and warehouse directory under a temp directory) by the loader's command (`python -m orchestration.spark_warehouse`),
+and dbt builds the same three months on Spark: the snapshot marts go through insert_overwrite into an existing
+month partition and into a new one. Every model (staging views, the intermediate view, every mart; both months of
+each snapshot) must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
 
-One Spark process at a time (the Derby metastore admits one): the loader, each dbt run, then this process reads.
+The Python stages' warehouse on Spark (orchestration.resources.spark) answers the analyse and design stages'
+reads (orchestration/queries.py) with the same frames as the DuckDB resource on these builds, and its writes
+replace a month as the DuckDB resource's do.
+
+The Derby metastore admits one JVM, and a JVM takes seconds to start: the loader, the three dbt builds (dbt's
+programmatic runner, on the session dbt-spark's `session` method finds open) and the reads share one Spark
+session in this process. Small Spark (two local cores, two shuffle partitions): the tiny world moves little data.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
+import io
+from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,19 +31,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_dbt_warehouse import (
-    DBT_BIN,
     DBT_PROJECT,
     MONTH_1,
     MONTH_2,
     RAW_TABLES,
-    REPO_ROOT,
     make_raw_world,
     run_dbt,
     write_raw,
 )
 
+from orchestration import queries
 from orchestration.raw_tables import warehouse_columns
+from orchestration.resources.spark import SparkWarehouseResource, spark_sql
+from orchestration.resources.warehouse import WarehouseResource
 from orchestration.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
+from orchestration.spark_warehouse import main as load_sources_main
 
 BUILDS = (MONTH_1, MONTH_2, MONTH_1)  # a month, the next one, then a rebuild of the first
 
@@ -57,6 +65,15 @@ MODEL_KEYS = {
     "customer_value": ["as_of_month", "customer_id"],
     "customer_portfolio": ["as_of_month", "customer_id"],
     "customer_features": ["as_of_month", "customer_id"],
+}
+# The key of every seed (reference data, schema `reference`). A seed added to the project must be added here.
+SEED_KEYS = {
+    "campaign_objectives": ["objective"],
+    "cost_to_serve": ["cost_item"],
+    "offers": ["offer_id"],
+    "portfolio_quadrants": ["portfolio_quadrant"],
+    "pyramid_tiers": ["tier"],
+    "rfm_segments": ["rfm_segment"],
 }
 MODEL_SCHEMAS = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
 SNAPSHOT_MARTS = ("customer_rfm", "customer_value", "customer_portfolio", "customer_features")
@@ -156,46 +173,66 @@ def write_raw_as_collected(database: Path) -> None:
 def spark_environment(spark_home: Path) -> dict[str, str]:
     """A private Spark for this module: metastore and tables under `spark_home`, small and local."""
     return {
-        **os.environ,
         "CRM_SPARK_HOME": str(spark_home),
-        "CRM_SPARK_MASTER": "local[1]",
+        "CRM_SPARK_MASTER": "local[2]",
         "CRM_SPARK_DRIVER_MEMORY": "1g",
-        "CRM_SPARK_SHUFFLE_PARTITIONS": "1",
+        "CRM_SPARK_SHUFFLE_PARTITIONS": "2",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-
-
-def run_spark_dbt(args: list[str], environment: dict[str, str], work_dir: Path) -> str:
-    command = [
-        str(DBT_BIN),
-        *args,
-        "--profiles-dir",
-        "dbt_project",
-        "--project-dir",
-        "dbt_project",
-        "--target-path",
-        str(work_dir / "target"),
-        "--log-path",
-        str(work_dir / "logs"),
-    ]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, (
-        f"dbt {' '.join(args)} on Spark failed:\n{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
-    )
-    return result.stdout
 
 
 def month_vars(month: date) -> list[str]:
     return ["--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"]
 
 
-class Builds:
-    """Both warehouses after the same builds, and a Spark session on the Spark one."""
+class SparkDbt:
+    """dbt on the Spark target inside this process, on the Spark session this process holds.
 
-    def __init__(self, database: Path, spark_log: str, loader_output: str, spark) -> None:
+    dbt-spark's `session` method opens its Spark with `SparkSession.builder...getOrCreate()`, so it works on
+    the session already open here: one JVM and one Derby metastore for the loader, every build and the
+    reads. The project is parsed once; every build reuses that manifest.
+    """
+
+    def __init__(self, work_dir: Path) -> None:
+        from dbt.cli.main import dbtRunner
+
+        self.common = [
+            "--profiles-dir",
+            str(DBT_PROJECT),
+            "--project-dir",
+            str(DBT_PROJECT),
+            "--target-path",
+            str(work_dir / "target"),
+            "--log-path",
+            str(work_dir / "logs"),
+        ]
+        parsed = self.invoke(dbtRunner(), ["parse", "--target", "spark"])
+        self.runner = dbtRunner(manifest=parsed.result)
+        self.threads = ["--threads", "4"]  # independent nodes overlap their round trips to the session
+
+    def invoke(self, runner, args: list[str]):
+        result = runner.invoke([*args, *self.common])
+        if not result.success:
+            failed = [
+                f"{node.node.unique_id}: {node.status} {node.message}"
+                for node in getattr(result.result, "results", [])
+                if str(node.status) not in ("success", "pass")
+            ]
+            raise AssertionError(f"dbt {' '.join(args)} on Spark failed: {result.exception or failed}")
+        return result
+
+    def build(self, args: list[str]):
+        """`dbt build` with `args`; returns dbt's result for every node it ran."""
+        return self.invoke(self.runner, ["build", *self.threads, *args]).result.results
+
+
+class Builds:
+    """Both warehouses after the same builds, and the Spark session the Spark one was built in."""
+
+    def __init__(self, database: Path, spark_results: list, loader_output: str, spark) -> None:
         self.database = database
-        self.spark_log = spark_log
+        self.spark_results = spark_results
         self.loader_output = loader_output
         self.spark = spark
 
@@ -209,6 +246,8 @@ class Builds:
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory):
+    from pyspark.sql import SparkSession
+
     work_dir = tmp_path_factory.mktemp("spark_warehouse")
     database = work_dir / "warehouse.duckdb"
     write_raw_as_collected(database)
@@ -217,29 +256,30 @@ def builds(tmp_path_factory: pytest.TempPathFactory):
             ["build", "--exclude-resource-type", "test", "unit_test", *month_vars(month)], database, work_dir / "duck"
         )
 
-    environment = spark_environment(work_dir / "spark")
-    loaded = subprocess.run(
-        [sys.executable, "-m", "orchestration.spark_warehouse", "--warehouse", str(database)],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert loaded.returncode == 0, f"loading the sources into Spark failed:\n{loaded.stdout}\n{loaded.stderr[-4000:]}"
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in spark_environment(work_dir / "spark").items():
+            environment.setenv(name, value)
+        environment.delenv("CRM_DBT_TARGET", raising=False)
+        # One Spark session for the whole module, opened as the spark target opens it.
+        spark = open_spark(spark_session_parameters())
+        try:
+            loader_output = io.StringIO()
+            with contextlib.redirect_stdout(loader_output):
+                loaded = load_sources_main(["--warehouse", str(database)])
+            assert loaded == 0, f"loading the sources into Spark failed:\n{loader_output.getvalue()}"
+            assert SparkSession.getActiveSession() is spark, "the loader stopped the session it was handed"
 
-    # Months 1 and 2: seeds and models (the target named once by --target, once by $CRM_DBT_TARGET); then the
-    # rebuild of month 1 with every data test and unit test, run over both months' snapshots.
-    models_only = ["--exclude-resource-type", "test", "unit_test"]
-    run_spark_dbt(["build", "--target", "spark", *models_only, *month_vars(BUILDS[0])], environment, work_dir)
-    run_spark_dbt(["build", *models_only, *month_vars(BUILDS[1])], {**environment, "CRM_DBT_TARGET": "spark"}, work_dir)
-    spark_log = run_spark_dbt(["build", "--target", "spark", *month_vars(BUILDS[2])], environment, work_dir)
-
-    spark = open_spark(spark_session_parameters(environment=environment))
-    try:
-        yield Builds(database, spark_log, loaded.stdout, spark)
-    finally:
-        spark.stop()
+            # Months 1 and 2: seeds and models (the target named once by --target, once by $CRM_DBT_TARGET);
+            # then the rebuild of month 1 with every data test and unit test, run over both months' snapshots.
+            dbt = SparkDbt(work_dir / "spark_dbt")
+            dbt.build(["--target", "spark", "--exclude-resource-type", "test", "unit_test", *month_vars(BUILDS[0])])
+            environment.setenv("CRM_DBT_TARGET", "spark")
+            dbt.build(["--resource-type", "model", *month_vars(BUILDS[1])])
+            environment.delenv("CRM_DBT_TARGET")
+            spark_results = dbt.build(["--target", "spark", "--exclude-resource-type", "seed", *month_vars(BUILDS[2])])
+            yield Builds(database, spark_results, loader_output.getvalue(), spark)
+        finally:
+            spark.stop()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,8 +305,9 @@ def test_the_spark_target_is_local_private_and_silent(tmp_path: Path) -> None:
         spark_session_parameters(target="dev", environment={})
 
 
-def test_every_model_has_a_key_to_compare_by() -> None:
+def test_every_model_and_seed_has_a_key_to_compare_by() -> None:
     assert set(project_models()) == set(MODEL_KEYS)
+    assert {path.stem for path in (DBT_PROJECT / "seeds").glob("*.csv")} == set(SEED_KEYS)
 
 
 def test_a_difference_between_the_engines_names_the_table_column_and_row() -> None:
@@ -311,12 +352,10 @@ def test_the_sources_reach_spark_with_their_rows_and_types(builds: Builds) -> No
 
 @pytest.mark.slow
 def test_the_spark_build_passes_every_data_test_and_unit_test(builds: Builds) -> None:
-    summary = next(line for line in builds.spark_log.splitlines() if "Done. PASS=" in line)
-    counts = dict(part.split("=") for part in summary.split("Done.")[1].split())
-    assert int(counts["ERROR"]) == 0 and int(counts["SKIP"]) == 0 and int(counts["WARN"]) == 0, summary
-    ran = next(line for line in builds.spark_log.splitlines() if "Finished running" in line)
-    assert int(ran.split(" unit tests")[0].split()[-1]) >= 17, ran
-    assert int(ran.split(" data tests")[0].split()[-1]) >= 200, ran
+    statuses = Counter(str(result.status) for result in builds.spark_results)
+    assert set(statuses) == {"success", "pass"}, statuses  # no error, failure, warning or skip
+    kinds = Counter(result.node.resource_type for result in builds.spark_results)
+    assert kinds["unit_test"] >= 17 and kinds["test"] >= 200 and kinds["model"] == len(MODEL_KEYS), kinds
 
 
 @pytest.mark.slow
@@ -327,6 +366,14 @@ def test_every_model_on_spark_equals_duckdb(builds: Builds, model: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", sorted(SEED_KEYS))
+def test_every_seed_on_spark_equals_duckdb(builds: Builds, seed: str) -> None:
+    """Reference data loads the same on both engines; an empty cell is NULL on both."""
+    relation = f"reference.{seed}"
+    assert_same_rows(relation, SEED_KEYS[seed], builds.duckdb_rows(relation), builds.spark_rows(relation))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("mart", SNAPSHOT_MARTS)
 def test_snapshot_marts_keep_one_partition_per_month_on_spark(builds: Builds, mart: str) -> None:
     partitions = [row[0] for row in builds.spark.sql(f"show partitions marts.{mart}").collect()]
@@ -334,3 +381,129 @@ def test_snapshot_marts_keep_one_partition_per_month_on_spark(builds: Builds, ma
     per_month = builds.duckdb_rows(f"marts.{mart}").groupby("as_of_month").size()
     spark_per_month = builds.spark_rows(f"marts.{mart}").groupby("as_of_month").size()
     assert spark_per_month.tolist() == per_month.tolist() and per_month.iloc[0] != per_month.iloc[1], mart
+
+
+# --------------------------------------------------------------------------------------------------
+# The Python stages' warehouse on Spark: the same reads and writes as on DuckDB
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_stage_query_becomes_spark_sql_with_its_parameters_in_place() -> None:
+    translated = spark_sql(
+        """
+        select o.*, s.* exclude (customer_id), '?' as mark
+        from campaigns.campaign_plan as o join analytics.customer_scores as s using (customer_id)
+        where "group" = ? and delivery_month <= ? and "rank" between ? and ?
+        order by o.customer_id
+        """,
+        ["te'st", pd.Timestamp("2025-01-31"), 1, 2.5],
+    )
+    assert "* EXCEPT (customer_id)" in translated and "'?' AS mark" in translated
+    assert "`group` = 'te\\'st'" in translated
+    assert "delivery_month <= CAST('2025-01-31 00:00:00' AS TIMESTAMP_NTZ)" in translated
+    assert "BETWEEN 1 AND 2.5" in translated and "NULLS LAST" in translated
+    with pytest.raises(ValueError, match="1 parameters in the SQL, 2 given"):
+        spark_sql("select * from t where a = ?", [1, 2])
+
+
+def duckdb_warehouse(builds: Builds) -> WarehouseResource:
+    return WarehouseResource(path=str(builds.database))
+
+
+def spark_warehouse() -> SparkWarehouseResource:
+    return SparkWarehouseResource(target="spark")
+
+
+def assert_same_frame(name: str, duckdb_frame: pd.DataFrame, spark_frame: pd.DataFrame, ordered: bool) -> None:
+    """The same columns in the same order, the same column types and the same rows (in the same order when
+    the query orders them); numbers within 1e-9 relative. Timestamps compare at microseconds: a DuckDB table
+    created from a frame keeps the frame's resolution (seconds for `pd.Timestamp(month)`), Spark has one."""
+    assert list(spark_frame.columns) == list(duckdb_frame.columns), name
+    assert len(duckdb_frame) > 0, f"{name}: no rows, nothing compared"
+    times = [column for column in duckdb_frame if pd.api.types.is_datetime64_any_dtype(duckdb_frame[column])]
+    duckdb_frame = duckdb_frame.astype(dict.fromkeys(times, "datetime64[us]"))
+    if not ordered:
+        duckdb_frame = duckdb_frame.sort_values(list(duckdb_frame.columns), ignore_index=True)
+        spark_frame = spark_frame.sort_values(list(spark_frame.columns), ignore_index=True)
+    pd.testing.assert_frame_equal(spark_frame, duckdb_frame, check_exact=False, rtol=RELATIVE_TOLERANCE, obj=name)
+
+
+# The reads of the analyse and design stages (orchestration/queries.py), as they call them; True: the query
+# orders its rows.
+STAGE_READS = {
+    "orders_as_of": (lambda warehouse: queries.orders_as_of(warehouse, MONTH_1), True),
+    "contacted_test_customers": (lambda warehouse: queries.contacted_test_customers(warehouse, MONTH_2), False),
+    "offers": (queries.offers, True),
+    "campaign_objectives": (queries.campaign_objectives, True),
+    "plan_for_delivery": (lambda warehouse: queries.plan_for_delivery(warehouse, MONTH_1), True),
+    "plan_designed_in": (lambda warehouse: queries.plan_designed_in(warehouse, MONTH_1), True),
+    "customer_month_outcomes": (lambda warehouse: queries.customer_month_outcomes(warehouse, MONTH_1), False),
+    "customer_value": (lambda warehouse: queries.customer_value(warehouse, MONTH_2), False),
+    "recent_contacts": (lambda warehouse: queries.recent_contacts(warehouse, MONTH_2, 9), False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("read", sorted(STAGE_READS))
+def test_a_stage_read_returns_the_same_frame_on_spark(builds: Builds, read: str) -> None:
+    run, ordered = STAGE_READS[read]
+    assert_same_frame(read, run(duckdb_warehouse(builds)), run(spark_warehouse()), ordered)
+
+
+@pytest.mark.slow
+def test_a_table_missing_on_both_engines_reads_as_missing(builds: Builds) -> None:
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        assert warehouse.table_exists("campaigns.campaign_plan")
+        assert not warehouse.table_exists(queries.DELIVERIES_TABLE)
+        assert queries.delivered_campaigns(warehouse, MONTH_1) == []
+
+
+def scores_of(month: date, customers: list[str], churn: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": customers,
+            "as_of_month": pd.Timestamp(month),
+            "churn_probability": [churn + index / 100 for index in range(len(customers))],
+            "segment": [f"segment {index % 2}" for index in range(len(customers))],
+        }
+    )
+
+
+@pytest.mark.slow
+def test_writing_a_month_on_spark_replaces_that_month_only_as_on_duckdb(builds: Builds) -> None:
+    table = "analytics.spark_parity_scores"
+    plan = queries.plan_designed_in(duckdb_warehouse(builds), MONTH_1)
+    customers = sorted(plan["customer_id"].unique())[:6]
+    results = {}
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        warehouse.replace_rows(table, scores_of(MONTH_1, customers, 0.1), {"as_of_month": pd.Timestamp(MONTH_1)})
+        warehouse.replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": pd.Timestamp(MONTH_2)})
+        # a re-run of month 1 with fewer customers and other scores: month 1 is replaced, month 2 untouched
+        warehouse.replace_rows(table, scores_of(MONTH_1, customers[:4], 0.2), {"as_of_month": pd.Timestamp(MONTH_1)})
+        warehouse.ensure_table(table, {"uplift": "double"})
+        warehouse.append_rows(table, scores_of(date(2025, 3, 1), customers[:1], 0.9).assign(uplift=0.25))
+        results[type(warehouse).__name__] = warehouse.query(f"select * from {table} order by as_of_month, customer_id")
+    duckdb_rows, spark_rows = results["WarehouseResource"], results["SparkWarehouseResource"]
+    assert duckdb_rows.groupby("as_of_month").size().tolist() == [4, 6, 1]
+    assert duckdb_rows.loc[0, "churn_probability"] == pytest.approx(0.2)
+    assert_same_frame(table, duckdb_rows, spark_rows, ordered=True)
+    with pytest.raises(ValueError, match="every row must have as_of_month"):
+        spark_warehouse().replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": MONTH_1})
+
+
+@pytest.mark.slow
+def test_outcomes_joined_to_design_time_scores_are_the_same_on_spark(builds: Builds) -> None:
+    """The measure and improve stages' read: outcomes with the scores of the design month (`* exclude`)."""
+    results = []
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+        plan = queries.plan_for_delivery(warehouse, MONTH_1)
+        outcomes = plan[["campaign_id", "customer_id", "group", "delivery_month", "designed_in_month"]].assign(
+            orders=range(len(plan))
+        )
+        warehouse.replace_rows_between(queries.OUTCOMES_TABLE, outcomes, "delivery_month", None, pd.Timestamp(MONTH_1))
+        scores = scores_of(date(2024, 12, 1), sorted(plan["customer_id"]), 0.1)
+        warehouse.replace_rows(queries.SCORES_TABLE, scores, {"as_of_month": pd.Timestamp("2024-12-01")})
+        results.append(queries.measured_outcomes_with_features(warehouse, MONTH_1))
+    assert len(results[0]) == len(queries.plan_for_delivery(duckdb_warehouse(builds), MONTH_1))
+    assert "churn_probability" in results[0] and "as_of_month" not in results[0]
+    assert_same_frame("measured_outcomes_with_features", *results, ordered=True)

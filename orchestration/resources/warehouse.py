@@ -1,17 +1,56 @@
-"""The DuckDB warehouse as a Dagster resource: short-lived connections under the warehouse lock."""
+"""The warehouse the Python stages read and write, and its DuckDB implementation as a Dagster resource
+(short-lived connections under the warehouse lock). The Spark implementation is
+orchestration.resources.spark.SparkWarehouseResource."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 
 from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
+
+
+class Warehouse(Protocol):
+    """The warehouse as the Python stages use it, whatever the engine: queries in DuckDB's SQL dialect with `?`
+    parameters, answered as pandas frames with DuckDB's column types, and writes that replace the rows of one
+    month (or a range of months) so that a re-run never duplicates rows."""
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame: ...
+
+    def table_exists(self, table: str) -> bool: ...
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int: ...
+
+    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int: ...
+
+    def append_rows(self, table: str, frame: pd.DataFrame) -> int: ...
+
+    def ensure_table(self, table: str, columns: Mapping[str, str]) -> None: ...
+
+
+def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> None:
+    """Rows written to replace the rows matching `where` must all match it: a write never reaches another month."""
+    for column, value in where.items():
+        if column not in frame.columns:
+            raise ValueError(f"{table}: rows to write have no column {column!r}")
+        if len(frame) and not (frame[column] == value).all():
+            raise ValueError(f"{table}: every row must have {column} = {value!r}")
+
+
+def check_rows_in_range(table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> None:
+    """Rows written to replace the range [first, last] of `column` (`first` None: no lower bound) lie in it."""
+    if column not in frame.columns:
+        raise ValueError(f"{table}: rows to write have no column {column!r}")
+    values = frame[column]
+    inside = values <= last if first is None else values.between(first, last)
+    if len(frame) and not inside.all():
+        raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
 
 
 class WarehouseResource(ConfigurableResource):
@@ -72,11 +111,7 @@ class WarehouseResource(ConfigurableResource):
         rewrites that month only and never duplicates rows.
         """
         schema, _ = table.split(".")
-        for column, value in where.items():
-            if column not in frame.columns:
-                raise ValueError(f"{table}: rows to write have no column {column!r}")
-            if len(frame) and not (frame[column] == value).all():
-                raise ValueError(f"{table}: every row must have {column} = {value!r}")
+        check_rows_match(table, frame, where)
         predicate = " and ".join(f'"{column}" = ?' for column in where)
         with self.connect() as connection:
             connection.execute("begin transaction")
@@ -122,12 +157,7 @@ class WarehouseResource(ConfigurableResource):
         `first` None means no lower bound. Every row of `frame` must lie in the range. For a run that owns
         several months (the history a first partition loads); `replace_rows` covers one value.
         """
-        if column not in frame.columns:
-            raise ValueError(f"{table}: rows to write have no column {column!r}")
-        values = frame[column]
-        inside = values <= last if first is None else values.between(first, last)
-        if len(frame) and not inside.all():
-            raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
+        check_rows_in_range(table, frame, column, first, last)
         predicate = f'"{column}" <= ?' if first is None else f'"{column}" between ? and ?'
         bounds = [last] if first is None else [first, last]
         schema, _ = table.split(".")
