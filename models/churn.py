@@ -55,6 +55,7 @@ from sklearn.preprocessing import SplineTransformer, StandardScaler
 from models.clv import bgnbd_features
 from models.features import LINE_SHARE_PREFIX, add_months, customer_features, month_end, month_start
 from models.parallelism import fit_threads
+from models.snapshots import SnapshotStore
 
 DEFAULT_HORIZON_DAYS = 90
 DEFAULT_TRAINING_SNAPSHOTS = 6
@@ -296,10 +297,21 @@ def churn_labels(
     return _SaleDays(orders).labels(snapshot_month, customer_ids, horizon_days)
 
 
-def churn_inputs(orders: pd.DataFrame, snapshot_month: date, horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
+def churn_inputs(
+    orders: pd.DataFrame,
+    snapshot_month: date,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    snapshots: SnapshotStore | None = None,
+) -> pd.DataFrame:
     """Every customer with an order by the end of ``snapshot_month``: behavioural features
     (:func:`models.features.customer_features`) and the BG/NBD view fitted on the snapshot
-    (:func:`models.clv.bgnbd_features`); index customer_id."""
+    (:func:`models.clv.bgnbd_features`); index customer_id.
+
+    With ``snapshots`` (a :class:`models.snapshots.SnapshotStore` of the same orders) the month's shared
+    snapshot is used: the same rows and values, plus the product-line share columns the store builds for the
+    other models (the churn model reads its inputs by name, :data:`CHURN_INPUTS`)."""
+    if snapshots is not None:
+        return snapshots.get(snapshot_month).inputs(horizon_days)
     features = customer_features(orders, snapshot_month, product_lines=[])
     if features.empty:
         return features.assign(bgnbd_p_alive=np.nan, bgnbd_p_no_purchase=np.nan, bgnbd_expected_purchases=np.nan)
@@ -343,9 +355,16 @@ class ChurnModelResult:
             ]
         )
 
-    def score(self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = SCORE_CHUNK_ROWS) -> pd.DataFrame:
-        """Churn probability of every customer as of ``as_of_month`` (index customer_id)."""
-        inputs = churn_inputs(orders, as_of_month, self.horizon_days)
+    def score(
+        self,
+        orders: pd.DataFrame,
+        as_of_month: date,
+        chunk_rows: int = SCORE_CHUNK_ROWS,
+        snapshots: SnapshotStore | None = None,
+    ) -> pd.DataFrame:
+        """Churn probability of every customer as of ``as_of_month`` (index customer_id); ``snapshots``: see
+        :func:`churn_inputs`."""
+        inputs = churn_inputs(orders, as_of_month, self.horizon_days, snapshots)
         return pd.DataFrame({"churn_probability": self.predict_proba(inputs, chunk_rows)}, index=inputs.index)
 
 
@@ -367,8 +386,14 @@ class BGNBDChurnFallback:
         probability = inputs["bgnbd_p_no_purchase"].to_numpy(dtype="float64", na_value=np.nan)
         return np.where(np.isnan(probability), 1.0, probability)
 
-    def score(self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = SCORE_CHUNK_ROWS) -> pd.DataFrame:
-        inputs = churn_inputs(orders, as_of_month, self.horizon_days)
+    def score(
+        self,
+        orders: pd.DataFrame,
+        as_of_month: date,
+        chunk_rows: int = SCORE_CHUNK_ROWS,
+        snapshots: SnapshotStore | None = None,
+    ) -> pd.DataFrame:
+        inputs = churn_inputs(orders, as_of_month, self.horizon_days, snapshots)
         return pd.DataFrame({"churn_probability": self.predict_proba(inputs)}, index=inputs.index)
 
 
@@ -411,6 +436,27 @@ def _rows_at(frames: list[pd.DataFrame], keep: np.ndarray) -> list[pd.DataFrame]
     return parts
 
 
+def churn_snapshots(
+    as_of_month: date, horizon_days: int = DEFAULT_HORIZON_DAYS, n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS
+) -> tuple[list[date], date, list[date]]:
+    """(rehearsal training months, validation month, final training months) of the model fitted as of
+    ``as_of_month`` (module docstring), oldest first."""
+    as_of_month = month_start(as_of_month)
+    validation_month = latest_labelled_snapshot(as_of_month, horizon_days)
+    rehearsal_last = latest_labelled_snapshot(validation_month, horizon_days)
+    rehearsal_months = [add_months(rehearsal_last, -k) for k in range(n_training_snapshots - 1, -1, -1)]
+    final_months = [add_months(validation_month, -k) for k in range(n_training_snapshots - 1, -1, -1)]
+    return rehearsal_months, validation_month, final_months
+
+
+def churn_snapshot_months(
+    as_of_month: date, horizon_days: int = DEFAULT_HORIZON_DAYS, n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS
+) -> list[date]:
+    """Every snapshot month the churn model fitted as of ``as_of_month`` reads, sorted."""
+    rehearsal, validation, final = churn_snapshots(as_of_month, horizon_days, n_training_snapshots)
+    return sorted({*rehearsal, validation, *final})
+
+
 def train_churn_model(
     orders: pd.DataFrame,
     as_of_month: date,
@@ -419,6 +465,7 @@ def train_churn_model(
     exclude: pd.DataFrame | None = None,
     max_training_rows: int | None = DEFAULT_MAX_TRAINING_ROWS,
     random_state: int = 0,
+    snapshots: SnapshotStore | None = None,
 ) -> ChurnModelResult:
     """Train the churn model at the end of ``as_of_month`` and validate its procedure out of time.
 
@@ -432,6 +479,8 @@ def train_churn_model(
     customer's row of snapshot ``S`` is dropped when she was contacted inside its label window.
     ``max_training_rows``: a seeded uniform sample of the stacked training rows when there are more
     (:data:`DEFAULT_MAX_TRAINING_ROWS`); the rehearsal and the final model are each fitted on their own sample.
+    ``snapshots``: a :class:`models.snapshots.SnapshotStore` of the same orders, whose monthly snapshots the
+    other analyse models share (the same inputs, each month computed once).
 
     Metrics (validation snapshot): ``auc``, ``pr_auc``, ``brier``, ``top_decile_lift``, ``auc_active``
     (AUC among customers not yet lapsed: where churn is hard to see), ``base_rate``; ``scorers``: the same for
@@ -444,17 +493,14 @@ def train_churn_model(
     if n_training_snapshots < 1:
         raise ValueError(f"n_training_snapshots must be >= 1, got {n_training_snapshots}")
     as_of_month = month_start(as_of_month)
-    validation_month = latest_labelled_snapshot(as_of_month, horizon_days)
-    rehearsal_last = latest_labelled_snapshot(validation_month, horizon_days)
-    rehearsal_months = [add_months(rehearsal_last, -k) for k in range(n_training_snapshots - 1, -1, -1)]
-    final_months = [add_months(validation_month, -k) for k in range(n_training_snapshots - 1, -1, -1)]
+    rehearsal_months, validation_month, final_months = churn_snapshots(as_of_month, horizon_days, n_training_snapshots)
 
     sale_days = _SaleDays(orders)
     cache: dict[date, tuple[pd.DataFrame, np.ndarray, int]] = {}
 
     def labelled(snapshot: date) -> tuple[pd.DataFrame, np.ndarray, int]:
         if snapshot not in cache:
-            inputs = churn_inputs(orders, snapshot, horizon_days)[TRAINING_COLUMNS]
+            inputs = churn_inputs(orders, snapshot, horizon_days, snapshots)[TRAINING_COLUMNS]
             excluded = inputs.index.isin(_excluded_customers(exclude, snapshot, horizon_days))
             inputs = inputs.loc[~excluded]
             labels = sale_days.labels(snapshot, inputs.index, horizon_days).to_numpy()

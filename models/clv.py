@@ -48,6 +48,9 @@ __all__ = [
     "LifetimeValueModel",
     "ModelFitError",
     "bgnbd_features",
+    "bgnbd_snapshot_summary",
+    "bgnbd_view",
+    "fit_snapshot_bgnbd",
     "customer_lifetime_value",
     "fit_lifetime_value",
     "purchase_values",
@@ -953,37 +956,43 @@ def score_customers(
     return model.score(orders, as_of)
 
 
-def bgnbd_features(
-    orders: pd.DataFrame, as_of_month: date, horizon_days: int, bgnbd: BetaGeoNBD | None = None
-) -> pd.DataFrame:
-    """BG/NBD view of every customer as of the end of ``as_of_month``, as model inputs (index customer_id).
-
-    ``bgnbd_p_alive``, ``bgnbd_p_no_purchase`` (:meth:`BetaGeoNBD.probability_no_purchase` over
-    ``horizon_days``) and ``bgnbd_expected_purchases`` (eq. 10 over ``horizon_days``). The model is fitted on
-    the snapshot itself unless ``bgnbd`` is given (it needs no labels, so it never looks ahead). When the
-    snapshot has no repeat purchase yet the BG/NBD is not identified and the columns are NaN.
-    """
+def bgnbd_snapshot_summary(orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
+    """The BG/NBD summary of a snapshot: ``frequency``, ``recency`` and ``T`` (weeks) of every customer with a
+    sale by the end of ``as_of_month`` (:func:`rfm_summary`; returns are not purchases); index customer_id."""
     calibration_end, _ = _month_bounds(pd.Timestamp(as_of_month).replace(day=1))
     sales = orders.loc[~_return_lines(orders), ["customer_id", "order_date"]]
     summary = rfm_summary(sales, "customer_id", "order_date", None, calibration_end, time_unit="W")
     summary.index = summary.index.astype("str")
     summary.index.name = "customer_id"
+    return summary
+
+
+def fit_snapshot_bgnbd(summary: pd.DataFrame) -> BetaGeoNBD | None:
+    """The BG/NBD fitted on one snapshot's summary (:func:`bgnbd_snapshot_summary`), or None when it has no
+    repeat purchase yet (the model is then not identified)."""
+    x = summary["frequency"].to_numpy(dtype=np.float64)
+    if summary.empty or not np.any(x > 0):
+        return None
+    with warnings.catch_warnings():
+        # A parameter running off to its limit (e.g. everyone drops out alike) still gives the limiting
+        # model's predictions, which is all a model input needs.
+        warnings.filterwarnings("ignore", message="BG/NBD: a parameter runs off", category=RuntimeWarning)
+        return BetaGeoNBD().fit(x, summary["recency"].to_numpy(), summary["T"].to_numpy())
+
+
+def bgnbd_view(summary: pd.DataFrame, bgnbd: BetaGeoNBD | None, horizon_days: int) -> pd.DataFrame:
+    """The BG/NBD columns of :func:`bgnbd_features` from a snapshot's summary and its fitted model (NaN
+    columns when ``bgnbd`` is None: the snapshot has no repeat purchase)."""
+    if bgnbd is None:
+        nan = np.full(len(summary), np.nan)
+        return pd.DataFrame(
+            {"bgnbd_p_alive": nan, "bgnbd_p_no_purchase": nan, "bgnbd_expected_purchases": nan},
+            index=summary.index,
+        )
     x = summary["frequency"].to_numpy(dtype=np.float64)
     recency = summary["recency"].to_numpy()
     age = summary["T"].to_numpy()
     t = horizon_days / 7.0
-    if bgnbd is None:
-        if summary.empty or not np.any(x > 0):
-            nan = np.full(len(summary), np.nan)
-            return pd.DataFrame(
-                {"bgnbd_p_alive": nan, "bgnbd_p_no_purchase": nan, "bgnbd_expected_purchases": nan},
-                index=summary.index,
-            )
-        with warnings.catch_warnings():
-            # A parameter running off to its limit (e.g. everyone drops out alike) still gives the limiting
-            # model's predictions, which is all a model input needs.
-            warnings.filterwarnings("ignore", message="BG/NBD: a parameter runs off", category=RuntimeWarning)
-            bgnbd = BetaGeoNBD().fit(x, recency, age)
     return pd.DataFrame(
         {
             "bgnbd_p_alive": bgnbd.probability_alive(x, recency, age),
@@ -992,3 +1001,21 @@ def bgnbd_features(
         },
         index=summary.index,
     )
+
+
+def bgnbd_features(
+    orders: pd.DataFrame, as_of_month: date, horizon_days: int, bgnbd: BetaGeoNBD | None = None
+) -> pd.DataFrame:
+    """BG/NBD view of every customer as of the end of ``as_of_month``, as model inputs (index customer_id).
+
+    ``bgnbd_p_alive``, ``bgnbd_p_no_purchase`` (:meth:`BetaGeoNBD.probability_no_purchase` over
+    ``horizon_days``) and ``bgnbd_expected_purchases`` (eq. 10 over ``horizon_days``). The model is fitted on
+    the snapshot itself unless ``bgnbd`` is given (it needs no labels, so it never looks ahead). When the
+    snapshot has no repeat purchase yet the BG/NBD is not identified and the columns are NaN. The fit depends
+    on the snapshot only, not on the horizon: :mod:`models.snapshots` fits it once per month and derives the
+    view of each horizon with :func:`bgnbd_view`.
+    """
+    summary = bgnbd_snapshot_summary(orders, as_of_month)
+    if bgnbd is None:
+        bgnbd = fit_snapshot_bgnbd(summary)
+    return bgnbd_view(summary, bgnbd, horizon_days)

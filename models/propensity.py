@@ -46,6 +46,7 @@ from models.churn import top_decile_lift
 from models.clv import bgnbd_features, purchase_values
 from models.features import add_months, customer_features, line_share_column, month_end, month_start
 from models.parallelism import fit_threads
+from models.snapshots import SnapshotStore
 
 DEFAULT_TRAINING_SNAPSHOTS = 6
 
@@ -138,13 +139,28 @@ def _days_in_next_month(month: date) -> int:
 
 
 def propensity_inputs(
-    orders: pd.DataFrame, purchases: _LinePurchases, snapshot: date, product_lines: list[str]
+    orders: pd.DataFrame,
+    purchases: _LinePurchases,
+    snapshot: date,
+    product_lines: list[str],
+    snapshots: SnapshotStore | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(inputs, held): features of every customer with an order by the snapshot's end, and her holdings."""
-    features = customer_features(orders, snapshot, product_lines=product_lines)
+    """(inputs, held): features of every customer with an order by the snapshot's end, and her holdings.
+
+    ``snapshots``: a :class:`models.snapshots.SnapshotStore` of the same orders; its snapshot is used when it
+    is built for the same product lines (the same inputs, computed once for every analyse model)."""
+    shared = snapshots.get(snapshot) if snapshots is not None and snapshots.product_lines == product_lines else None
+    if shared is not None:
+        features = shared.features
+    else:
+        features = customer_features(orders, snapshot, product_lines=product_lines)
     if features.empty:
         return features, pd.DataFrame(columns=product_lines, dtype=bool)
-    features = features.join(bgnbd_features(orders, snapshot, _days_in_next_month(snapshot)), how="left")
+    horizon_days = _days_in_next_month(snapshot)
+    if shared is not None:
+        features = features.join(shared.bgnbd_view(horizon_days), how="left")
+    else:
+        features = features.join(bgnbd_features(orders, snapshot, horizon_days), how="left")
     held = purchases.held(snapshot, features.index, product_lines)
     features["lines_held"] = held.sum(axis=1).to_numpy("float64")
     return features, held
@@ -305,28 +321,35 @@ class PropensityModel:
             [self.pipeline.predict_proba(candidates.rows(chunk))[:, 1] for chunk in candidates.chunks(chunk_rows)]
         )
 
-    def candidates(self, orders: pd.DataFrame, as_of_month: date) -> CandidateSet:
-        """Every (customer, line not held) as of the month; lines first sold after the fit month are left out."""
+    def candidates(
+        self, orders: pd.DataFrame, as_of_month: date, snapshots: SnapshotStore | None = None
+    ) -> CandidateSet:
+        """Every (customer, line not held) as of the month; lines first sold after the fit month are left out.
+        ``snapshots``: see :func:`propensity_inputs`."""
         purchases = _LinePurchases(orders, self.product_lines)
-        inputs, held = propensity_inputs(orders, purchases, month_start(as_of_month), self.product_lines)
+        inputs, held = propensity_inputs(orders, purchases, month_start(as_of_month), self.product_lines, snapshots)
         return CandidateSet.build(inputs, held, self.product_lines)
 
-    def score(self, orders: pd.DataFrame, as_of_month: date) -> pd.DataFrame:
+    def score(self, orders: pd.DataFrame, as_of_month: date, snapshots: SnapshotStore | None = None) -> pd.DataFrame:
         """P(buy the line next month) and expected margin for every (customer, line not held) as of the month.
 
         Columns: customer_id, product_line, probability, expected_margin (probability * the line's expected
         margin), sorted by customer and line. Lines first sold after the fit month are not scored.
         """
-        return _score_candidates(self, self.candidates(orders, as_of_month))
+        return _score_candidates(self, self.candidates(orders, as_of_month, snapshots))
 
     def next_best_products(
-        self, orders: pd.DataFrame, as_of_month: date, chunk_rows: int = PREDICT_CHUNK_ROWS
+        self,
+        orders: pd.DataFrame,
+        as_of_month: date,
+        chunk_rows: int = PREDICT_CHUNK_ROWS,
+        snapshots: SnapshotStore | None = None,
     ) -> pd.DataFrame:
         """Per customer (index customer_id): :data:`NEXT_BEST_COLUMNS` (absent when she holds every line).
 
         The same choice as :func:`next_best_products` of :meth:`score`, made on positions rather than on a
         sorted frame of every (customer, line) pair."""
-        candidates = self.candidates(orders, as_of_month)
+        candidates = self.candidates(orders, as_of_month, snapshots)
         probability = self.predict_candidates(candidates, chunk_rows)
         expected_margin = probability * self._line_margins()[candidates.line]
         # customer ascending, expected margin descending, then the alphabetically first line (lines are sorted)
@@ -392,12 +415,30 @@ def _line_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     }
 
 
+def propensity_snapshots(
+    as_of_month: date, n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS
+) -> tuple[list[date], date, list[date]]:
+    """(rehearsal training months, validation month, final training months) of the model fitted as of
+    ``as_of_month`` (module docstring), oldest first."""
+    validation_month = add_months(month_start(as_of_month), -1)
+    rehearsal_months = [add_months(validation_month, -k) for k in range(n_training_snapshots, 0, -1)]
+    final_months = [add_months(validation_month, -k) for k in range(n_training_snapshots - 1, -1, -1)]
+    return rehearsal_months, validation_month, final_months
+
+
+def propensity_snapshot_months(as_of_month: date, n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS) -> list[date]:
+    """Every snapshot month the propensity model fitted as of ``as_of_month`` reads, sorted."""
+    rehearsal, validation, final = propensity_snapshots(as_of_month, n_training_snapshots)
+    return sorted({*rehearsal, validation, *final})
+
+
 def train_propensity_models(
     orders: pd.DataFrame,
     as_of_month: date,
     n_training_snapshots: int = DEFAULT_TRAINING_SNAPSHOTS,
     max_training_rows: int | None = 100_000,
     random_state: int = 0,
+    snapshots: SnapshotStore | None = None,
 ) -> PropensityModel:
     """The pooled propensity model as of the end of ``as_of_month`` (module docstring), validated out of time.
 
@@ -405,6 +446,7 @@ def train_propensity_models(
     ``ValueError`` when the training snapshots hold no first purchase of any line (nothing to learn).
     ``max_training_rows``: the model is fitted on a seeded uniform sample of the stacked (customer, line) rows
     when there are more (bounded time and memory); the lines' margins and counts use every row.
+    ``snapshots``: a :class:`models.snapshots.SnapshotStore` of the same orders (see :func:`propensity_inputs`).
 
     Metrics: per line (``lines``): ``auc``, ``pr_auc``, ``top_decile_lift`` on the validation snapshot,
     ``n_validation`` (customers not holding the line), ``validation_buyers``, ``n_train``, ``train_buyers``,
@@ -417,15 +459,13 @@ def train_propensity_models(
     if not product_lines:
         raise NoProductDataError("the orders carry no product line: no propensity or next best product")
     purchases = _LinePurchases(orders, product_lines)
-    validation_month = add_months(as_of_month, -1)
-    rehearsal_months = [add_months(validation_month, -k) for k in range(n_training_snapshots, 0, -1)]
-    final_months = [add_months(validation_month, -k) for k in range(n_training_snapshots - 1, -1, -1)]
+    rehearsal_months, validation_month, final_months = propensity_snapshots(as_of_month, n_training_snapshots)
     cache: dict[date, tuple[CandidateSet, np.ndarray, np.ndarray]] = {}
 
     def snapshot(month: date) -> tuple[CandidateSet, np.ndarray, np.ndarray]:
         """(candidate rows, bought the line next month, value bought) of one snapshot."""
         if month not in cache:
-            inputs, held = propensity_inputs(orders, purchases, month, product_lines)
+            inputs, held = propensity_inputs(orders, purchases, month, product_lines, snapshots)
             candidates = CandidateSet.build(inputs, held, product_lines)
             bought = purchases.bought_in(add_months(month, 1), inputs.index, product_lines)
             value = bought.to_numpy(dtype="float64")[candidates.customer, candidates.line]

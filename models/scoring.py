@@ -16,9 +16,10 @@ import pandas as pd
 
 from models.churn import DEFAULT_HORIZON_DAYS, BGNBDChurnFallback, ChurnModelResult, fit_churn_model
 from models.clv import SCORE_COLUMNS, LifetimeValueModel, fit_lifetime_value
-from models.features import customer_features, month_start
+from models.features import month_start
 from models.propensity import NEXT_BEST_COLUMNS, NoProductDataError, PropensityModel, train_propensity_models
 from models.segmentation import SegmentationModel, fit_segmentation
+from models.snapshots import SnapshotStore
 
 #: Customers scored at a time by each model (see :func:`score_with_models`).
 SCORE_CHUNK_ROWS = 200_000
@@ -45,25 +46,31 @@ def fit_scoring_models(
     contacted: pd.DataFrame | None = None,
     tiers: pd.Series | None = None,
     churn_horizon_days: int = DEFAULT_HORIZON_DAYS,
+    snapshots: SnapshotStore | None = None,
 ) -> ScoringModels:
     """Fit churn, CLV, propensity (when the orders carry product lines) and segmentation as of the month end.
 
     ``contacted``: (customer_id, month) of test-group contacts, left out of churn training (a contact changes
-    the label). ``tiers``: pyramid tier per customer_id, for the segment profiles.
+    the label). ``tiers``: pyramid tier per customer_id, for the segment profiles. ``snapshots``: the monthly
+    customer snapshots the models share (:class:`models.snapshots.SnapshotStore`; by default one in memory).
     """
     as_of_month = month_start(as_of_month)
+    if snapshots is None:
+        snapshots = SnapshotStore(orders, as_of_month)
     notes: list[str] = []
     lifetime_value = fit_lifetime_value(orders, as_of_month)
     notes.extend(lifetime_value.notes)
-    churn = fit_churn_model(orders, as_of_month, horizon_days=churn_horizon_days, exclude=contacted)
+    churn = fit_churn_model(
+        orders, as_of_month, horizon_days=churn_horizon_days, exclude=contacted, snapshots=snapshots
+    )
     if isinstance(churn, BGNBDChurnFallback):
         notes.append(f"churn: BG/NBD fallback ({churn.metrics['reason']})")
     try:
-        propensity = train_propensity_models(orders, as_of_month)
+        propensity = train_propensity_models(orders, as_of_month, snapshots=snapshots)
     except NoProductDataError as error:
         propensity = None
         notes.append(str(error))
-    segmentation = fit_segmentation(customer_features(orders, as_of_month), as_of_month, tiers)
+    segmentation = fit_segmentation(snapshots.get(as_of_month).features, as_of_month, tiers)
     return ScoringModels(as_of_month, churn, lifetime_value, segmentation, propensity, notes)
 
 
@@ -75,13 +82,15 @@ def score_with_models(
     segmentation: SegmentationModel,
     propensity: PropensityModel | None = None,
     chunk_rows: int = SCORE_CHUNK_ROWS,
+    snapshots: SnapshotStore | None = None,
 ) -> pd.DataFrame:
     """One row per customer with any order by the month end (lapsed customers included), sorted by id.
 
-    The per-customer inputs (features, the BG/NBD view of the month) are computed once for the whole base; the
-    models then score ``chunk_rows`` customers at a time, so the memory of their design matrices does not grow
-    with the customer base. Every score depends on its own customer's row only: any chunk size gives the same
-    table.
+    The per-customer inputs (features, the BG/NBD view of the month) are computed once for the whole base and
+    shared by the models (``snapshots``, a :class:`models.snapshots.SnapshotStore` of the same orders, e.g. the
+    one the models were trained with; by default one for the month); the models then score ``chunk_rows``
+    customers at a time, so the memory of their design matrices does not grow with the customer base. Every
+    score depends on its own customer's row only: any chunk size gives the same table.
 
     Columns: ``customer_id``, ``churn_probability``, the point-in-time features of ``models.features``, the
     CLV columns (:data:`LIFETIME_VALUE_COLUMNS`, ``frequency_clv``, ``clv_basis``), the next best product
@@ -90,9 +99,11 @@ def score_with_models(
     ``p_alive`` 0 and no expected purchases or value.
     """
     as_of_month = month_start(as_of_month)
-    features = customer_features(orders, as_of_month)
+    if snapshots is None:
+        snapshots = SnapshotStore(orders, as_of_month)
+    features = snapshots.get(as_of_month).features
     scores = features.copy()
-    churn_probability = churn.score(orders, as_of_month, chunk_rows)["churn_probability"]
+    churn_probability = churn.score(orders, as_of_month, chunk_rows, snapshots)["churn_probability"]
     scores.insert(0, "churn_probability", churn_probability.reindex(scores.index))
     value = lifetime_value.score(orders, as_of_month).set_index("customer_id")
     scores = scores.join(value, how="left", rsuffix="_clv")
@@ -101,7 +112,7 @@ def score_with_models(
     scores["frequency_clv"] = scores["frequency_clv"].fillna(0).astype("int64")
     scores["clv_basis"] = lifetime_value.value_basis
     if propensity is not None:
-        best = propensity.next_best_products(orders, as_of_month, chunk_rows).reindex(scores.index)
+        best = propensity.next_best_products(orders, as_of_month, chunk_rows, snapshots).reindex(scores.index)
     else:
         best = pd.DataFrame(
             {
@@ -135,8 +146,15 @@ def score_customer_base(
     tiers: pd.Series | None = None,
 ) -> CustomerScores:
     """Fit every model (:func:`fit_scoring_models`) and score the customer base (:func:`score_with_models`)."""
-    models = fit_scoring_models(orders, as_of_month, contacted, tiers, churn_horizon_days)
+    snapshots = SnapshotStore(orders, as_of_month)
+    models = fit_scoring_models(orders, as_of_month, contacted, tiers, churn_horizon_days, snapshots)
     scores = score_with_models(
-        orders, as_of_month, models.churn, models.lifetime_value, models.segmentation, models.propensity
+        orders,
+        as_of_month,
+        models.churn,
+        models.lifetime_value,
+        models.segmentation,
+        models.propensity,
+        snapshots=snapshots,
     )
     return CustomerScores(scores=scores, churn_metrics=models.churn.metrics, churn_model=models.churn, models=models)

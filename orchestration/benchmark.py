@@ -3,8 +3,9 @@
 For each size the benchmark builds a fresh simulated world under ``$CRM_HOME/bench/<size>``, runs the first
 month (which collects the world's burn-in history) and then the second month (a steady-state cycle: measure and
 improve have a delivered campaign to work on), both through Dagster exactly as ``crm-loop run`` does. It
-records, per stage (Dagster asset group) and for the whole cycle, wall time and the peak resident memory of
-the process and its children (dbt runs as a subprocess), sampled every 50 ms.
+records, per stage (Dagster asset group) and for the whole cycle, wall time, CPU time (user + system, what the
+work costs whatever else the machine is running) and the peak resident memory of the process and its children
+(dbt runs as a subprocess), sampled every 50 ms.
 
 It also measures, in the same run and on the same data, what a user would otherwise use:
 
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -67,6 +69,30 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def _cpu_seconds_of(pid: int) -> float:
+    """User + system CPU seconds of a live process (``/proc/<pid>/stat`` fields 14 and 15)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by this process, its finished children (``os.times``) and its live descendants.
+
+    On a shared machine wall time grows with the load; CPU time measures the work itself."""
+    times = os.times()
+    total = times.user + times.system + times.children_user + times.children_system
+    stack = _children(pid)
+    while stack:
+        current = stack.pop()
+        total += _cpu_seconds_of(current)
+        stack.extend(_children(current))
+    return total
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of a process and all its descendants."""
     total, stack = 0, [pid]
@@ -78,19 +104,27 @@ def tree_rss_bytes(pid: int) -> int:
 
 
 class MemorySampler:
-    """Samples the resident memory of this process tree in a background thread."""
+    """Samples the resident memory and the CPU time of this process tree in a background thread."""
 
     def __init__(self, interval: float = SAMPLE_SECONDS) -> None:
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.cpu_samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         pid = os.getpid()
         while not self._stop.is_set():
-            self.samples.append((time.time(), tree_rss_bytes(pid)))
+            moment = time.time()
+            self.samples.append((moment, tree_rss_bytes(pid)))
+            self.cpu_samples.append((moment, tree_cpu_seconds(pid)))
             self._stop.wait(self.interval)
+
+    def cpu_at(self, moment: float) -> float:
+        """CPU seconds of the tree at the last sample taken by ``moment`` (0 before the first)."""
+        before = [cpu for sampled, cpu in self.cpu_samples if sampled <= moment]
+        return before[-1] if before else 0.0
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
@@ -113,6 +147,7 @@ class CycleMeasurement:
     seconds: float
     peak_bytes: int
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_seconds: float = float("nan")
     run_id: str = ""
 
 
@@ -133,7 +168,7 @@ def _stage_times(entries, step_stages: dict[str, str]) -> dict[str, dict[str, fl
     Steps run one after another in the in-process executor, so the stage seconds add up to at most the cycle.
     """
     started: dict[str, float] = {}
-    stages: dict[str, dict[str, float]] = {}
+    stages: dict[str, dict[str, Any]] = {}
     for entry in entries:
         event = entry.dagster_event
         if event is None or event.step_key is None:
@@ -142,13 +177,17 @@ def _stage_times(entries, step_stages: dict[str, str]) -> dict[str, dict[str, fl
         if kind not in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
             continue
         stage = step_stages.get(event.step_key, "other")
-        times = stages.setdefault(stage, {"seconds": 0.0, "first": entry.timestamp, "last": entry.timestamp})
+        times = stages.setdefault(
+            stage, {"seconds": 0.0, "first": entry.timestamp, "last": entry.timestamp, "steps": []}
+        )
         times["first"] = min(times["first"], entry.timestamp)
         times["last"] = max(times["last"], entry.timestamp)
         if kind == "STEP_START":
             started[event.step_key] = entry.timestamp
         elif event.step_key in started:
-            times["seconds"] += entry.timestamp - started.pop(event.step_key)
+            step_started = started.pop(event.step_key)
+            times["seconds"] += entry.timestamp - step_started
+            times["steps"].append((step_started, entry.timestamp))
     return stages
 
 
@@ -175,7 +214,11 @@ def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMe
             ended = time.time()
             times = _stage_times(instance.all_logs(result.run_id), step_stages)
             stages = {
-                stage: {"seconds": t["seconds"], "peak_bytes": sampler.peak_between(t["first"], t["last"])}
+                stage: {
+                    "seconds": t["seconds"],
+                    "cpu_seconds": sum(sampler.cpu_at(end) - sampler.cpu_at(begin) for begin, end in t["steps"]),
+                    "peak_bytes": sampler.peak_between(t["first"], t["last"]),
+                }
                 for stage, t in sorted(times.items(), key=lambda item: item[1]["first"])
             }
             measurements.append(
@@ -183,6 +226,7 @@ def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMe
                     size=settings.sim_customers,
                     month=month,
                     seconds=ended - started,
+                    cpu_seconds=sampler.cpu_at(ended) - sampler.cpu_at(started),
                     peak_bytes=sampler.peak_between(started, ended),
                     stages=stages,
                     run_id=result.run_id,
@@ -258,8 +302,9 @@ from per_customer
 """
 
 
-def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tuple[float, float]:
-    """dbt's execution time of `model` alone and of `model` plus every model upstream of it, in one run."""
+def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tuple[float, float, dict[str, float]]:
+    """dbt's execution time of `model` alone, of `model` plus every model upstream of it, in one run, and of
+    each model of that chain (by name, slowest first)."""
     from dagster import DagsterEventType
 
     durations: dict[str, float] = {}
@@ -277,7 +322,8 @@ def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tup
                 stack.append(parent)
     alone = durations.get(target, float("nan"))
     chain = alone + sum(durations.get(node, 0.0) for node in upstream)
-    return alone, chain
+    by_model = {node.rsplit(".", 1)[-1]: durations.get(node, 0.0) for node in [target, *upstream]}
+    return alone, chain, dict(sorted(by_model.items(), key=lambda item: -item[1]))
 
 
 def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float]:
@@ -306,13 +352,14 @@ def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float
         orders = connection.execute("select count(*) from raw.orders").fetchone()[0]
     manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
     with DagsterInstance.get() as instance:
-        model_seconds, chain_seconds = _dbt_model_seconds(instance, run_id, manifest, "customer_rfm")
+        model_seconds, chain_seconds, chain_models = _dbt_model_seconds(instance, run_id, manifest, "customer_rfm")
     return {
         "customers": customers,
         "orders": orders,
         "raw_query_seconds": raw_seconds,
         "dbt_customer_rfm_seconds": model_seconds,
         "dbt_rfm_chain_seconds": chain_seconds,
+        "dbt_rfm_chain_models": chain_models,
         "ratio": chain_seconds / raw_seconds,
         "score_mismatches": mismatches,
     }
@@ -346,6 +393,7 @@ def benchmark_rows(size: int, cycles: list[CycleMeasurement], clv: dict, rfm: di
                     "measure": f"stage {stage}",
                     "value": round(numbers["seconds"], 2),
                     "unit": "s",
+                    "cpu_seconds": round(numbers.get("cpu_seconds", float("nan")), 2),
                     "peak_memory_gb": round(_gb(numbers["peak_bytes"]), 2),
                     "target": "",
                     "verdict": "",
@@ -360,6 +408,7 @@ def benchmark_rows(size: int, cycles: list[CycleMeasurement], clv: dict, rfm: di
                 "measure": "whole cycle",
                 "value": round(cycle.seconds, 2),
                 "unit": "s",
+                "cpu_seconds": round(cycle.cpu_seconds, 2),
                 "peak_memory_gb": round(_gb(cycle.peak_bytes), 2),
                 "target": (f"<= {target:.0f} s" if target else "")
                 + (f", <= {memory_target:.0f} GB" if memory_target else ""),
@@ -383,6 +432,7 @@ def benchmark_rows(size: int, cycles: list[CycleMeasurement], clv: dict, rfm: di
             ),
             "value": round(clv["speedup"], 1),
             "unit": "x faster",
+            "cpu_seconds": "",
             "peak_memory_gb": "",
             "target": f">= {CLV_SPEEDUP_TARGET:.0f}x, params within {CLV_PARAMETER_TOLERANCE:.1%}",
             "verdict": _verdict(clv["speedup"], CLV_SPEEDUP_TARGET, higher_is_better=True)
@@ -394,12 +444,14 @@ def benchmark_rows(size: int, cycles: list[CycleMeasurement], clv: dict, rfm: di
             "customers": size,
             "cycle": "comparison",
             "measure": (
-                f"RFM: dbt models {rfm['dbt_rfm_chain_seconds']:.2f} s (customer_rfm alone "
-                f"{rfm['dbt_customer_rfm_seconds']:.2f} s) / one raw DuckDB query {rfm['raw_query_seconds']:.2f} s "
+                f"RFM: dbt models {rfm['dbt_rfm_chain_seconds']:.2f} s ("
+                + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in rfm.get("dbt_rfm_chain_models", {}).items())
+                + f") / one raw DuckDB query {rfm['raw_query_seconds']:.2f} s "
                 f"over {rfm['orders']:,} orders; score mismatches {rfm['score_mismatches']}"
             ),
             "value": round(rfm["ratio"], 2),
             "unit": "x the raw query",
+            "cpu_seconds": "",
             "peak_memory_gb": "",
             "target": f"<= {RFM_RATIO_TARGET:.0f}x, same scores",
             "verdict": _verdict(rfm["ratio"], RFM_RATIO_TARGET)

@@ -22,6 +22,10 @@ def test_benchmark_reports_every_stage_and_fair_comparisons(crm_home, dbt_manife
     stage_seconds = monthly.loc[monthly["measure"].str.startswith("stage"), "value"].sum()
     assert 0 < stage_seconds <= whole["value"]
     assert whole["peak_memory_gb"] > 0
+    # CPU time (what the work costs on a loaded machine) per stage and for the cycle
+    stage_cpu = monthly.loc[monthly["measure"].str.startswith("stage"), "cpu_seconds"]
+    assert (stage_cpu >= 0).all() and whole["cpu_seconds"] > 0
+    assert monthly.loc[monthly["measure"] == "stage analyse", "cpu_seconds"].iloc[0] > 0
 
     comparisons = table[table["cycle"] == "comparison"]
     clv = comparisons[comparisons["measure"].str.startswith("BG/NBD")].iloc[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import date
@@ -513,6 +514,28 @@ def test_rebuilding_a_past_month_rewrites_only_that_month(warehouse: Warehouse) 
         ], mart
     # the months differ (so the comparison above can fail): "00149" first ordered in month 2
     assert "00149" in warehouse.rebuilt[("customer_rfm", MONTH_2)].index
+
+
+def test_snapshot_mart_tests_check_the_month_being_built(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A build writes one month of a snapshot mart, so its tests read that month only: a bad row left in an
+    earlier month (checked when that month was built) does not fail a later month's tests, and it does fail
+    its own month's."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(warehouse.database, database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("update marts.customer_rfm set r_score = 9 where as_of_month = ?", [MONTH_1])
+
+    def test_month(month: date) -> subprocess.CompletedProcess[str]:
+        command = [str(DBT_BIN), "test", "--select", "customer_rfm", "--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"]
+        command += ["--profiles-dir", "dbt_project", "--project-dir", "dbt_project"]
+        command += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+        env = dbt_env(database)
+        return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert test_month(MONTH_2).returncode == 0
+    failed = test_month(MONTH_1)
+    assert failed.returncode != 0
+    assert "accepted_range_customer_rfm_r_score" in failed.stdout
 
 
 def test_orders_after_month_end_do_not_leak_into_the_month(warehouse: Warehouse) -> None:

@@ -5,7 +5,7 @@ as the collect stage writes them (dates of the contract as timestamps). DuckDB b
 2025-01 again (a rebuild of a past month). The raw tables are then copied into a local Spark (its own metastore
 and warehouse directory under a temp directory) by the loader's command (`python -m orchestration.spark_warehouse`),
 and dbt builds the same three months on Spark: the snapshot marts go through insert_overwrite into an existing
-month partition and into a new one. Every model (staging views, the intermediate view, every mart; both months of
+month partition and into a new one. Every model (staging views, the intermediate table, every mart; both months of
 each snapshot) must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
 
 The Python stages' warehouse on Spark (orchestration.resources.spark) answers the analyse and design stages'

@@ -4,7 +4,9 @@
     (a customer who dropped out of the month's population does not linger) and never touches another month.
     How a month is replaced depends on the engine:
 
-    - default (DuckDB): delete+insert, after a pre-hook that deletes the month's rows;
+    - default (DuckDB): append, after a pre-hook that deletes the month's rows. (delete+insert on the
+      unique key would delete the month a second time, by a join of the new rows with every month's
+      rows: nothing left to delete, but the join grows with the table's history);
     - Spark: a Parquet table partitioned by as_of_month; the pre-hook drops the month's partition and
       insert_overwrite writes it anew (dynamic partition overwrite replaces only the partitions written).
 
@@ -17,7 +19,7 @@
 {%- endmacro %}
 
 {% macro default__monthly_snapshot_storage() -%}
-    {{ return({'incremental_strategy': 'delete+insert'}) }}
+    {{ return({'incremental_strategy': 'append'}) }}
 {%- endmacro %}
 
 {% macro spark__monthly_snapshot_storage() -%}

@@ -1,10 +1,14 @@
 """Analyse: who is valuable, who is leaving, who will buy what, and which behavioural segments exist.
 
-One asset per model, each saving a versioned artefact under ``$CRM_HOME/artefacts/<model>/<YYYY-MM>/`` and
-reporting its evidence as metadata; ``customer_scores`` scores every customer from those artefacts, and
-``customer_equity`` sums the discounted CLV by pyramid tier and segment.
+``customer_feature_snapshots`` computes, once per cycle, the monthly customer snapshots (point-in-time
+features and the BG/NBD view) that the models train and score on (``models.snapshots``); one asset per model
+then saves a versioned artefact under ``$CRM_HOME/artefacts/<model>/<YYYY-MM>/`` and reports its evidence as
+metadata; ``customer_scores`` scores every customer from those artefacts, and ``customer_equity`` sums the
+discounted CLV by pyramid tier and segment.
 """
 
+import shutil
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,19 +18,21 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
 from models.artefacts import artefact_dir, load_artefact, save_artefact
-from models.churn import BGNBDChurnFallback, comparison_table, fit_churn_model
+from models.churn import BGNBDChurnFallback, churn_snapshot_months, comparison_table, fit_churn_model
 from models.clv import fit_lifetime_value
 from models.equity import equity_by_tier_and_segment
-from models.features import customer_features, month_end
-from models.propensity import NoProductDataError, train_propensity_models
+from models.features import month_end
+from models.propensity import NoProductDataError, propensity_snapshot_months, train_propensity_models
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
+from models.snapshots import SnapshotStore
 from orchestration.campaign_records import replace_rows_growing
 from orchestration.partitions import monthly_partitions, partition_month
 from orchestration.queries import SCORES_TABLE, contacted_test_customers, orders_as_of
 from orchestration.resources import WarehouseResource
 
 FCT_ORDERS = AssetKey(["marts", "fct_orders"])
+FEATURE_SNAPSHOTS = AssetKey("customer_feature_snapshots")
 CUSTOMER_VALUE = AssetKey(["marts", "customer_value"])
 SEGMENTS_TABLE = "analytics.customer_segments"
 PROPENSITY_TABLE = "analytics.product_propensity"
@@ -44,6 +50,17 @@ class ChurnConfig(Config):
 def model_dir(warehouse: WarehouseResource, model: str, month: date) -> Path:
     """``$CRM_HOME/artefacts/<model>/<YYYY-MM>`` (the warehouse file lives in ``$CRM_HOME``)."""
     return artefact_dir(Path(warehouse.path).parent, model, month)
+
+
+def snapshots_dir(warehouse: WarehouseResource) -> Path:
+    """``$CRM_HOME/snapshots``: one folder of monthly customer snapshots per cycle month."""
+    return Path(warehouse.path).parent / "snapshots"
+
+
+def snapshot_store(warehouse: WarehouseResource, month: date, orders: pd.DataFrame) -> SnapshotStore:
+    """The customer snapshots of cycle ``month`` (``$CRM_HOME/snapshots/<YYYY-MM>``), over the orders as of
+    its end: those ``customer_feature_snapshots`` wrote are read, any other month is computed and added."""
+    return SnapshotStore(orders, month, directory=snapshots_dir(warehouse) / f"{month:%Y-%m}")
 
 
 def _markdown(frame: pd.DataFrame, floatfmt: str = ".3f") -> MetadataValue:
@@ -79,6 +96,42 @@ def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, m
     """Replace the month's rows of ``table``; columns the table lacks (a new product line, a new score) are
     added first, so the schema can grow without a rebuild."""
     return replace_rows_growing(warehouse, table, frame, {"as_of_month": pd.Timestamp(month)})
+
+
+# ----------------------------------------------------------------------------------------------- snapshots
+@asset(
+    key="customer_feature_snapshots",
+    group_name="analyse",
+    partitions_def=monthly_partitions,
+    deps=[FCT_ORDERS],
+    kinds={"python", "duckdb"},
+    pool="duckdb",
+)
+def customer_feature_snapshots(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    """The monthly customer snapshots the models of this cycle read: point-in-time features and the BG/NBD
+    fitted on each month, for the month itself and every month churn and propensity train and validate on
+    (``models.snapshots``). Each month is computed once here instead of once per model. They are written
+    afresh from this cycle's orders; the folders of other cycles are removed (a model re-run for another
+    month recomputes what it needs), so that the disk holds one cycle's snapshots."""
+    month = partition_month(context.partition_key)
+    started = time.perf_counter()
+    store = snapshot_store(warehouse, month, orders_as_of(warehouse, month))
+    store.clear()
+    for other in snapshots_dir(warehouse).glob("*"):
+        if other != store.directory:
+            shutil.rmtree(other, ignore_errors=True)
+    months = sorted({*churn_snapshot_months(month), *propensity_snapshot_months(month), month})
+    customers = {f"{m:%Y-%m}": len(store.get(m).features) for m in months}
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": customers[f"{month:%Y-%m}"],
+            "snapshot_months": ", ".join(customers),
+            "customers_by_month": MetadataValue.json(customers),
+            "product_lines": ", ".join(store.product_lines) or "none",
+            "seconds": round(time.perf_counter() - started, 2),
+            "path": MetadataValue.path(str(store.directory)),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the models
@@ -132,7 +185,7 @@ def clv_model(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     key="churn_model",
     group_name="analyse",
     partitions_def=monthly_partitions,
-    deps=[FCT_ORDERS],
+    deps=[FCT_ORDERS, FEATURE_SNAPSHOTS],
     kinds={"scikit-learn"},
     pool="duckdb",
 )
@@ -141,12 +194,14 @@ def churn_model(context: AssetExecutionContext, config: ChurnConfig, warehouse: 
     the validation snapshot, validated out of time next to a recency rule and the BG/NBD. Customers contacted
     inside a label window are left out (the model learns from control and uncontacted customers)."""
     month = partition_month(context.partition_key)
+    orders = orders_as_of(warehouse, month)
     result = fit_churn_model(
-        orders_as_of(warehouse, month),
+        orders,
         month,
         horizon_days=config.horizon_days,
         exclude=contacted_test_customers(warehouse, month),
         n_training_snapshots=config.training_snapshots,
+        snapshots=snapshot_store(warehouse, month, orders),
     )
     directory = model_dir(warehouse, "churn", month)
     metrics = result.metrics
@@ -186,7 +241,7 @@ def churn_model(context: AssetExecutionContext, config: ChurnConfig, warehouse: 
     key="product_propensity",
     group_name="analyse",
     partitions_def=monthly_partitions,
-    deps=[FCT_ORDERS],
+    deps=[FCT_ORDERS, FEATURE_SNAPSHOTS],
     kinds={"scikit-learn", "duckdb"},
     pool="duckdb",
 )
@@ -196,14 +251,17 @@ def product_propensity(context: AssetExecutionContext, warehouse: WarehouseResou
     month = partition_month(context.partition_key)
     orders = orders_as_of(warehouse, month)
     directory = model_dir(warehouse, "propensity", month)
+    snapshots = snapshot_store(warehouse, month, orders)
     try:
-        model = train_propensity_models(orders, month)
+        model = train_propensity_models(orders, month, snapshots=snapshots)
     except NoProductDataError as error:
         version = save_artefact(None, directory, {"as_of_month": month, "skipped": str(error)})
         write_month(warehouse, PROPENSITY_TABLE, _empty_propensity(month), month)
         return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": str(error), "model_version": version})
     version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
-    scored = model.score(orders, month).assign(as_of_month=pd.Timestamp(month), propensity_model_version=version)
+    scored = model.score(orders, month, snapshots).assign(
+        as_of_month=pd.Timestamp(month), propensity_model_version=version
+    )
     rows = write_month(warehouse, PROPENSITY_TABLE, scored, month)
     lines = pd.DataFrame(model.metrics["lines"]).T.rename_axis("product_line").reset_index()
     return MaterializeResult(
@@ -242,7 +300,7 @@ def _empty_propensity(month: date) -> pd.DataFrame:
     key="customer_segments",
     group_name="analyse",
     partitions_def=monthly_partitions,
-    deps=[FCT_ORDERS, CUSTOMER_VALUE],
+    deps=[FCT_ORDERS, CUSTOMER_VALUE, FEATURE_SNAPSHOTS],
     kinds={"scikit-learn", "duckdb"},
     pool="duckdb",
 )
@@ -251,7 +309,7 @@ def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResour
     and tenure) with a profile per segment: share of customers, revenue per customer, top products,
     dominant pyramid tier, and a name derived from the profile."""
     month = partition_month(context.partition_key)
-    features = customer_features(orders_as_of(warehouse, month), month)
+    features = snapshot_store(warehouse, month, orders_as_of(warehouse, month)).get(month).features
     model = fit_segmentation(features, month, pyramid_tiers(warehouse, month))
     directory = model_dir(warehouse, "segmentation", month)
     version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
@@ -276,6 +334,7 @@ def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResour
     partitions_def=monthly_partitions,
     deps=[
         FCT_ORDERS,
+        FEATURE_SNAPSHOTS,
         AssetKey("churn_model"),
         AssetKey("clv_model"),
         AssetKey("product_propensity"),
@@ -303,6 +362,7 @@ def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource
         lifetime_value=loaded["clv"][0],
         segmentation=loaded["segmentation"][0],
         propensity=loaded["propensity"][0],
+        snapshots=snapshot_store(warehouse, month, orders),
     )
     table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
     rows = write_month(warehouse, SCORES_TABLE, table, month)

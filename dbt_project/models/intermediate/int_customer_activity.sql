@@ -4,6 +4,11 @@
 --
 -- Orders are sales; returns are counted apart and net out of revenue. The windows are calendar months
 -- ending at month_end: 1m = the as-of month, 3m and 12m the 3 and 12 months up to it.
+--
+-- A table rather than a view: four marts (dim_customers, customer_rfm, customer_value,
+-- customer_features) and the model's own tests read it, and as a view each of them would aggregate
+-- every order line again.
+{{ config(materialized='table') }}
 {%- set as_of_month = var('as_of_month') %}
 
 with

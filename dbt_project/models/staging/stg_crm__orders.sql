@@ -53,6 +53,31 @@ collected_by_month_end as (
 
 ),
 
+-- Only rows that need a surrogate key are numbered, among the rows identical to them: numbering every
+-- row would sort the whole order history, each time the view is read, for keys a source with order ids
+-- never uses. A row is numbered among all its identical rows, with or without a source id (rows with
+-- one come first within a loaded month), exactly as if every row were numbered.
+without_source_id as (
+
+    select * from collected_by_month_end
+    where source_order_id is null
+
+),
+
+identical_to_a_row_without_source_id as (
+
+    select * from collected_by_month_end as candidate
+    where exists (
+        select 1 from without_source_id
+        where
+            without_source_id.customer_id is not distinct from candidate.customer_id
+            and without_source_id.order_date is not distinct from candidate.order_date
+            and without_source_id.amount is not distinct from candidate.amount
+            and without_source_id.order_type is not distinct from candidate.order_type
+    )
+
+),
+
 numbered as (
 
     select
@@ -62,27 +87,60 @@ numbered as (
             order by loaded_month, source_order_id nulls last, product_id nulls last, quantity nulls last
         ) as duplicate_number
 
+    from identical_to_a_row_without_source_id
+
+),
+
+with_surrogate_id as (
+
+    select
+        {{ dbt.concat([
+            "'txn-'",
+            dbt.hash(dbt.concat([
+                "customer_id", "'|'",
+                "cast(order_date as " ~ dbt.type_string() ~ ")", "'|'",
+                "cast(amount as " ~ dbt.type_string() ~ ")", "'|'",
+                "order_type", "'|'",
+                "cast(duplicate_number as " ~ dbt.type_string() ~ ")"
+            ]))
+        ]) }} as order_id,
+        true as order_id_is_surrogate,
+        customer_id,
+        order_date,
+        order_type,
+        product_id,
+        quantity,
+        amount
+
+    from numbered
+
+    where source_order_id is null
+
+),
+
+with_source_id as (
+
+    select
+        source_order_id as order_id,
+        false as order_id_is_surrogate,
+        customer_id,
+        order_date,
+        order_type,
+        product_id,
+        quantity,
+        amount
+
     from collected_by_month_end
+
+    where source_order_id is not null
 
 ),
 
 final as (
 
     select
-        coalesce(
-            source_order_id,
-            {{ dbt.concat([
-                "'txn-'",
-                dbt.hash(dbt.concat([
-                    "customer_id", "'|'",
-                    "cast(order_date as " ~ dbt.type_string() ~ ")", "'|'",
-                    "cast(amount as " ~ dbt.type_string() ~ ")", "'|'",
-                    "order_type", "'|'",
-                    "cast(duplicate_number as " ~ dbt.type_string() ~ ")"
-                ]))
-            ]) }}
-        ) as order_id,
-        source_order_id is null as order_id_is_surrogate,
+        order_id,
+        order_id_is_surrogate,
         customer_id,
         order_date,
         order_type,
@@ -91,7 +149,22 @@ final as (
         quantity,
         amount
 
-    from numbered
+    from with_source_id
+
+    union all
+
+    select
+        order_id,
+        order_id_is_surrogate,
+        customer_id,
+        order_date,
+        order_type,
+        order_type = 'return' as is_return,
+        product_id,
+        quantity,
+        amount
+
+    from with_surrogate_id
 
 )
 

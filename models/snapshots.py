@@ -1,0 +1,152 @@
+"""Monthly customer snapshots shared by the analyse models: point-in-time features and the BG/NBD view.
+
+A snapshot of month ``S`` is what the models know about every customer at the end of ``S``: the features of
+:func:`models.features.customer_features` and the BG/NBD summary of the purchase history with the BG/NBD fitted
+on it (:func:`models.clv.bgnbd_snapshot_summary`, :func:`models.clv.fit_snapshot_bgnbd`; Fader, Hardie & Lee
+2005). One monthly cycle needs the same snapshots several times: churn trains and validates on about nine
+monthly snapshots, propensity on seven (five of them the same months), and scoring and segmentation need the
+as-of month itself, whose features scoring used to compute three times (features, churn inputs, propensity
+candidates) and its BG/NBD twice. A :class:`SnapshotStore` computes each month once and hands the same snapshot
+to every model; the BG/NBD's horizon-specific view (90 days for churn, the next month for propensity) is
+derived from the one fit (:func:`models.clv.bgnbd_view`), since the fit itself does not depend on the horizon.
+
+The snapshot of ``S`` depends only on the orders dated by the end of ``S`` (no look-ahead), on the product lines
+its line shares are built for, and on nothing else: handing a model a stored snapshot gives exactly the inputs
+it would have computed from the orders. A store with a directory persists each snapshot as Parquet (features,
+BG/NBD summary) and JSON (BG/NBD parameters) under ``<directory>/<YYYY-MM>/``, so that the separate analyse
+steps of one cycle share them; the directory belongs to one order history (the analyse stage keeps one per
+cycle month) and :meth:`SnapshotStore.clear` empties it when that history is re-read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from models.clv import BetaGeoNBD, bgnbd_snapshot_summary, bgnbd_view, fit_snapshot_bgnbd
+from models.features import customer_features, month_start, product_lines_up_to
+
+#: Files of one stored snapshot (under ``<directory>/<YYYY-MM>/``).
+FEATURES_FILE = "features.parquet"
+BGNBD_SUMMARY_FILE = "bgnbd_summary.parquet"
+BGNBD_FILE = "bgnbd.json"
+
+
+@dataclass
+class CustomerSnapshot:
+    """One month's point-in-time customer features and BG/NBD (see the module docstring)."""
+
+    as_of_month: date
+    product_lines: list[str]
+    features: pd.DataFrame
+    bgnbd_summary: pd.DataFrame
+    bgnbd: BetaGeoNBD | None
+
+    def bgnbd_view(self, horizon_days: int) -> pd.DataFrame:
+        """``bgnbd_p_alive``, ``bgnbd_p_no_purchase`` and ``bgnbd_expected_purchases`` over ``horizon_days``
+        for every customer with a sale by the month end (:func:`models.clv.bgnbd_features`)."""
+        return bgnbd_view(self.bgnbd_summary, self.bgnbd, horizon_days)
+
+    def inputs(self, horizon_days: int) -> pd.DataFrame:
+        """The features joined with the BG/NBD view over ``horizon_days`` (index customer_id; customers with
+        returns only have NaN BG/NBD columns)."""
+        if self.features.empty:
+            return self.features.assign(
+                bgnbd_p_alive=float("nan"), bgnbd_p_no_purchase=float("nan"), bgnbd_expected_purchases=float("nan")
+            )
+        return self.features.join(self.bgnbd_view(horizon_days), how="left")
+
+
+def compute_snapshot(orders: pd.DataFrame, as_of_month: date, product_lines: Sequence[str]) -> CustomerSnapshot:
+    """The snapshot of ``as_of_month`` from the order history, with line shares for ``product_lines``."""
+    as_of_month = month_start(as_of_month)
+    lines = sorted({str(line) for line in product_lines})
+    features = customer_features(orders, as_of_month, product_lines=lines)
+    summary = bgnbd_snapshot_summary(orders, as_of_month)
+    return CustomerSnapshot(as_of_month, lines, features, summary, fit_snapshot_bgnbd(summary))
+
+
+class SnapshotStore:
+    """Customer snapshots of one order history, each month computed once.
+
+    ``product_lines``: the lines every snapshot's shares are built for (default: the lines ordered by the end
+    of ``lines_as_of``, the month the models are fitted as of; a line not yet sold at a snapshot gets a zero
+    share, exactly as :func:`models.features.customer_features` with a fixed list). ``directory``: where
+    snapshots are persisted (see the module docstring); without it they are kept in memory.
+    """
+
+    def __init__(
+        self,
+        orders: pd.DataFrame,
+        lines_as_of: date,
+        product_lines: Sequence[str] | None = None,
+        directory: Path | str | None = None,
+    ) -> None:
+        self.orders = orders
+        if product_lines is None:
+            product_lines = product_lines_up_to(orders, month_start(lines_as_of))
+        self.product_lines = sorted({str(line) for line in product_lines})
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[date, CustomerSnapshot] = {}
+        self.computed: list[date] = []
+
+    def _path(self, month: date) -> Path:
+        assert self.directory is not None
+        return self.directory / f"{month:%Y-%m}"
+
+    def clear(self) -> None:
+        """Forget every stored snapshot (the order history they were computed from has been re-read)."""
+        self._memory.clear()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def get(self, month: date) -> CustomerSnapshot:
+        """The snapshot of ``month``: stored, or computed now (and stored)."""
+        month = month_start(month)
+        if month in self._memory:
+            return self._memory[month]
+        if self.directory is not None:
+            stored = self._read(month)
+            if stored is not None:
+                return stored
+        snapshot = compute_snapshot(self.orders, month, self.product_lines)
+        self.computed.append(month)
+        if self.directory is not None:
+            self._write(snapshot)
+        else:
+            self._memory[month] = snapshot
+        return snapshot
+
+    def _write(self, snapshot: CustomerSnapshot) -> None:
+        path = self._path(snapshot.as_of_month)
+        staging = path.with_name(path.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        snapshot.features.to_parquet(staging / FEATURES_FILE)
+        snapshot.bgnbd_summary.to_parquet(staging / BGNBD_SUMMARY_FILE)
+        params = snapshot.bgnbd.params_ if snapshot.bgnbd is not None else None
+        (staging / BGNBD_FILE).write_text(json.dumps({"product_lines": snapshot.product_lines, "params": params}))
+        shutil.rmtree(path, ignore_errors=True)
+        staging.rename(path)  # a snapshot is either complete on disk or absent
+
+    def _read(self, month: date) -> CustomerSnapshot | None:
+        path = self._path(month)
+        if not (path / BGNBD_FILE).exists():
+            return None
+        record = json.loads((path / BGNBD_FILE).read_text())
+        if record["product_lines"] != self.product_lines:
+            return None  # built for other lines: recompute (and overwrite)
+        params = record["params"]
+        return CustomerSnapshot(
+            as_of_month=month,
+            product_lines=list(record["product_lines"]),
+            features=pd.read_parquet(path / FEATURES_FILE),
+            bgnbd_summary=pd.read_parquet(path / BGNBD_SUMMARY_FILE),
+            bgnbd=BetaGeoNBD.from_params(**params) if params is not None else None,
+        )
