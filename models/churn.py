@@ -332,8 +332,24 @@ def _excluded_customers(exclude: pd.DataFrame | None, snapshot_month: date, hori
 
 
 # -------------------------------------------------------------------------------------------------- models
+class _ScoresCustomers:
+    """Scoring shared by the churn models: each defines ``horizon_days`` and ``predict_proba``."""
+
+    def score(
+        self,
+        orders: pd.DataFrame,
+        as_of_month: date,
+        chunk_rows: int = SCORE_CHUNK_ROWS,
+        snapshots: SnapshotStore | None = None,
+    ) -> pd.DataFrame:
+        """Churn probability of every customer as of ``as_of_month`` (index customer_id); ``snapshots``: see
+        :func:`churn_inputs`."""
+        inputs = churn_inputs(orders, as_of_month, self.horizon_days, snapshots)
+        return pd.DataFrame({"churn_probability": self.predict_proba(inputs, chunk_rows)}, index=inputs.index)
+
+
 @dataclass
-class ChurnModelResult:
+class ChurnModelResult(_ScoresCustomers):
     """A fitted churn model with the out-of-time validation metrics of its training procedure."""
 
     pipeline: Pipeline
@@ -355,21 +371,9 @@ class ChurnModelResult:
             ]
         )
 
-    def score(
-        self,
-        orders: pd.DataFrame,
-        as_of_month: date,
-        chunk_rows: int = SCORE_CHUNK_ROWS,
-        snapshots: SnapshotStore | None = None,
-    ) -> pd.DataFrame:
-        """Churn probability of every customer as of ``as_of_month`` (index customer_id); ``snapshots``: see
-        :func:`churn_inputs`."""
-        inputs = churn_inputs(orders, as_of_month, self.horizon_days, snapshots)
-        return pd.DataFrame({"churn_probability": self.predict_proba(inputs, chunk_rows)}, index=inputs.index)
-
 
 @dataclass
-class BGNBDChurnFallback:
+class BGNBDChurnFallback(_ScoresCustomers):
     """Churn probability from the BG/NBD alone, when the history is too short to train and validate a model.
 
     The score is :meth:`models.clv.BetaGeoNBD.probability_no_purchase` over the horizon, fitted on the scored
@@ -385,16 +389,6 @@ class BGNBDChurnFallback:
     def predict_proba(self, inputs: pd.DataFrame, chunk_rows: int = SCORE_CHUNK_ROWS) -> np.ndarray:
         probability = inputs["bgnbd_p_no_purchase"].to_numpy(dtype="float64", na_value=np.nan)
         return np.where(np.isnan(probability), 1.0, probability)
-
-    def score(
-        self,
-        orders: pd.DataFrame,
-        as_of_month: date,
-        chunk_rows: int = SCORE_CHUNK_ROWS,
-        snapshots: SnapshotStore | None = None,
-    ) -> pd.DataFrame:
-        inputs = churn_inputs(orders, as_of_month, self.horizon_days, snapshots)
-        return pd.DataFrame({"churn_probability": self.predict_proba(inputs)}, index=inputs.index)
 
 
 def _first_order_month(orders: pd.DataFrame) -> date | None:

@@ -136,6 +136,16 @@ with_source_id as (
 
 ),
 
+unioned as (
+
+    select * from with_source_id
+
+    union all
+
+    select * from with_surrogate_id
+
+),
+
 final as (
 
     select
@@ -149,22 +159,7 @@ final as (
         quantity,
         amount
 
-    from with_source_id
-
-    union all
-
-    select
-        order_id,
-        order_id_is_surrogate,
-        customer_id,
-        order_date,
-        order_type,
-        order_type = 'return' as is_return,
-        product_id,
-        quantity,
-        amount
-
-    from with_surrogate_id
+    from unioned
 
 )
 
