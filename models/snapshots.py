@@ -5,10 +5,10 @@ A snapshot of month ``S`` is what the models know about every customer at the en
 on it (:func:`models.clv.bgnbd_snapshot_summary`, :func:`models.clv.fit_snapshot_bgnbd`; Fader, Hardie & Lee
 2005). One monthly cycle needs the same snapshots several times: churn trains and validates on about nine
 monthly snapshots, propensity on seven (five of them the same months), and scoring and segmentation need the
-as-of month itself, whose features scoring used to compute three times (features, churn inputs, propensity
-candidates) and its BG/NBD twice. A :class:`SnapshotStore` computes each month once and hands the same snapshot
-to every model; the BG/NBD's horizon-specific view (90 days for churn, the next month for propensity) is
-derived from the one fit (:func:`models.clv.bgnbd_view`), since the fit itself does not depend on the horizon.
+as-of month itself three times over (features, churn inputs, propensity candidates). A :class:`SnapshotStore`
+computes each month once and hands the same snapshot to every model; the BG/NBD's horizon-specific view (90
+days for churn, the next month for propensity) is derived from the one fit (:func:`models.clv.bgnbd_view`),
+since the fit itself does not depend on the horizon.
 
 The snapshot of ``S`` depends only on the orders dated by the end of ``S`` (no look-ahead), on the product lines
 its line shares are built for, and on nothing else: handing a model a stored snapshot gives exactly the inputs
