@@ -561,6 +561,10 @@ def contact_list_frame(connection: duckdb.DuckDBPyConnection, month: date) -> pd
     )
 
 
+#: Columns a failed contact-list gate shows of its offending rows.
+CONTACT_LIST_SAMPLE_COLUMNS = ["campaign_id", "customer_id", "_not_in_test_group", "_without_consent"]
+
+
 def outgoing_contact_list_gate(
     contacts: pd.DataFrame, test: pd.DataFrame, consent: pd.DataFrame | None, delivery_month: date
 ) -> tuple[AssetCheckResult, str]:
@@ -584,7 +588,7 @@ def outgoing_contact_list_gate(
         validation,
         frame,
         f"contact list for {delivery_month:%Y-%m} (nothing sent)",
-        ["campaign_id", "customer_id", "_not_in_test_group", "_without_consent"],
+        CONTACT_LIST_SAMPLE_COLUMNS,
     )
 
 
@@ -596,7 +600,7 @@ def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetC
         validation,
         frame,
         f"contacts delivered for {next_month(month):%Y-%m}",
-        ["campaign_id", "customer_id", "_not_in_test_group", "_without_consent"],
+        CONTACT_LIST_SAMPLE_COLUMNS,
     )
 
 
