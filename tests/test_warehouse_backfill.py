@@ -1,4 +1,5 @@
-"""A dbt-only backfill from the UI: one Dagster run over a range of months, each month its own snapshot.
+"""The warehouse asset: a dbt-only backfill from the UI is one Dagster run over a range of months, each month its
+own snapshot; a failing dbt test is a failed blocking check.
 
 (That rebuilding twelve months twice gives identical marts is tested on the dbt project in test_dbt_marts.)"""
 
@@ -44,3 +45,33 @@ def test_a_range_of_months_rebuilds_in_one_run_with_a_snapshot_per_month(crm_hom
             months = con.execute(SNAPSHOTS).df()
         assert [f"{m:%Y-%m}" for m in months["as_of_month"]] == ["2025-02", "2025-03"]
         assert (months["customers"] > 0).all()
+
+
+def test_a_failing_dbt_test_is_a_failed_blocking_check_and_tables_keep_their_row_counts(crm_home, dbt_manifest):
+    settings = load_settings()
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    write_raw(settings.warehouse_path, make_raw_world())
+    with duckdb.connect(str(settings.warehouse_path)) as con:  # the same order delivered twice
+        con.execute("insert into raw.orders select * from raw.orders order by order_id limit 1")
+    defs = build_definitions(settings)
+    job = define_asset_job("warehouse_build", selection=AssetSelection.groups("warehouse")).resolve(
+        asset_graph=defs.resolve_asset_graph(), resource_defs=defs.resources
+    )
+    with DagsterInstance.ephemeral() as instance:
+        build = job.execute_in_process(instance=instance, partition_key=RANGE[0], raise_on_error=False)
+        assert not build.success
+        checks = {
+            event.asset_check_evaluation_data.check_name: event.asset_check_evaluation_data.passed
+            for event in build.all_events
+            if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+        assert checks["unique_stg_crm__orders_order_id"] is False
+        assert checks["not_null_stg_crm__orders_order_id"] is True
+        assert not instance.get_materialized_partitions(AssetKey(["marts", "customer_rfm"]))  # downstream not built
+        seeds = [
+            event.step_materialization_data.materialization
+            for event in build.all_events
+            if event.event_type_value == "ASSET_MATERIALIZATION"
+            and event.asset_key == AssetKey(["reference", "pyramid_tiers"])
+        ]
+        assert seeds and seeds[0].metadata["dagster/row_count"].value > 0

@@ -19,6 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
 from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
+from orchestration.dbt_row_counts import with_row_counts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.resources.lock import warehouse_lock
@@ -110,16 +111,20 @@ def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, ware
     months = sorted(context.partition_keys)
     with warehouse_lock(warehouse.file, f"dbt build {months[0]}..{months[-1]}"):
         try:
+            # The project version reads the raw tables' columns: before dbt opens the warehouse for writing.
+            store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
+            recorded = store.recorded()
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
                 dbt.cli(dbt_build_arguments(month), context=context).wait()
-            events = dbt.cli(dbt_build_arguments(months[-1]), context=context).stream().fetch_row_counts()
-            store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
-            recorded = store.recorded()
+            invocation = dbt.cli(dbt_build_arguments(months[-1]), context=context)
             if recorded is None:
-                yield from store.record(events.fetch_column_metadata())
+                # Once per project version: schema and lineage through the dbt adapter, which must then let go
+                # of the warehouse before this process counts rows.
+                events = invocation.stream().fetch_column_metadata()
+                yield from store.record(with_row_counts(events, invocation.manifest, warehouse, release_dbt_adapter))
             else:
-                yield from store.attach(events, recorded)
+                yield from store.attach(with_row_counts(invocation.stream(), invocation.manifest, warehouse), recorded)
         finally:
             release_dbt_adapter()
 
