@@ -23,7 +23,6 @@ from orchestration.dbt_row_counts import with_row_counts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.resources.lock import warehouse_lock
-from orchestration.resources.warehouse import close_shared_connections
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -115,7 +114,6 @@ def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, ware
             # The project version reads the raw tables' columns: before dbt opens the warehouse for writing.
             store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
             recorded = store.recorded()
-            close_shared_connections(warehouse.file)  # dbt's own process opens the warehouse next
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
                 dbt.cli(dbt_build_arguments(month), context=context).wait()

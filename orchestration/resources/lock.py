@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,23 +44,10 @@ _fds: dict[str, int] = {}
 _purposes: dict[str, str] = {}
 _guard = threading.RLock()
 _current_run = {"note": ""}  # the Dagster run this process executes, named in every lock it takes
-_release_hooks: list[Callable[[str], None]] = []
 
 
 def _lock_path(warehouse_path: Path) -> Path:
     return warehouse_path.with_name(warehouse_path.name + ".lock")
-
-
-def on_release(hook: Callable[[str], None]) -> None:
-    """Call `hook(resolved warehouse path)` whenever this process releases a warehouse's lock (its outermost
-    hold ends), before another process can take it: e.g. to close connections kept open while it was held."""
-    _release_hooks.append(hook)
-
-
-def hold_depth(warehouse_path: Path) -> int:
-    """How many nested holds of `warehouse_path`'s lock this process has (0: not held)."""
-    with _guard:
-        return _held.get(str(Path(warehouse_path).resolve()), 0)
 
 
 def default_timeout() -> float:
@@ -144,15 +131,11 @@ def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: flo
         with _guard:
             _held[key] -= 1
             if _held[key] == 0:
-                try:
-                    for hook in _release_hooks:
-                        hook(key)
-                finally:
-                    del _held[key]
-                    del _purposes[key]
-                    fd = _fds.pop(key)
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    os.close(fd)
+                del _held[key]
+                del _purposes[key]
+                fd = _fds.pop(key)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
 
 
 # ----------------------------------------------------------------------------------------- dead runs

@@ -1,10 +1,9 @@
 """The warehouse the Python stages read and write, and its DuckDB implementation as a Dagster resource
-(connections under the warehouse lock, kept open while a loop run holds it). The Spark implementation is
+(short-lived connections under the warehouse lock). The Spark implementation is
 orchestration.resources.spark.SparkWarehouseResource."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +13,7 @@ import duckdb
 import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 
-from orchestration.resources.lock import (
-    hold_depth,
-    name_current_run,
-    on_release,
-    recover_dead_runs,
-    register_run_process,
-    warehouse_lock,
-)
+from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
 
 
 class Warehouse(Protocol):
@@ -40,49 +32,6 @@ class Warehouse(Protocol):
     def append_rows(self, table: str, frame: pd.DataFrame) -> int: ...
 
     def ensure_table(self, table: str, columns: Mapping[str, str]) -> None: ...
-
-
-_shared: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
-
-
-@contextmanager
-def shared_connection(warehouse_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB connection to `warehouse_path`; the caller holds its lock.
-
-    Opening a connection reads the file's catalogue (tens of milliseconds), and a cycle opens a few hundred. So
-    while an outer holder keeps the lock (a loop run holds it for its whole cycle), a thread's connection stays
-    open and is reused; it is closed when the lock is released (`close_shared_connections`, a release hook),
-    before the dbt subprocess opens the file, and after any error in its use. Without an outer holder a
-    connection lives for one use, as before.
-    """
-    key = str(Path(warehouse_path).resolve())
-    if hold_depth(warehouse_path) < 2:
-        connection = duckdb.connect(key)
-        try:
-            yield connection
-        finally:
-            connection.close()
-        return
-    slot = (key, threading.get_ident())
-    connection = _shared.get(slot)
-    if connection is None:
-        connection = _shared[slot] = duckdb.connect(key)
-    try:
-        yield connection
-    except BaseException:
-        _shared.pop(slot, None)
-        connection.close()
-        raise
-
-
-def close_shared_connections(warehouse_path: Path | str) -> None:
-    """Close this process's kept-open connections to the warehouse (before another process may open it)."""
-    key = str(Path(warehouse_path).resolve())
-    for slot in [slot for slot in _shared if slot[0] == key]:
-        _shared.pop(slot).close()
-
-
-on_release(close_shared_connections)
 
 
 def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> None:
@@ -134,14 +83,13 @@ class WarehouseResource(ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the warehouse, under its lock (`shared_connection`: kept open while an outer
-        holder of the lock, such as a loop run, holds it)."""
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            warehouse_lock(self.file, "warehouse access", self.lock_timeout_seconds),
-            shared_connection(self.file) as connection,
-        ):
-            yield connection
+        with warehouse_lock(self.file, "warehouse access", self.lock_timeout_seconds):
+            connection = duckdb.connect(str(self.file))
+            try:
+                yield connection
+            finally:
+                connection.close()
 
     def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
         with self.connect() as connection:
