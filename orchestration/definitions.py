@@ -10,7 +10,6 @@ from dagster import (
     load_assets_from_modules,
     map_asset_specs,
 )
-from dagster_dbt import DbtCliResource
 
 from orchestration import checks, gates
 from orchestration.assets import analyse, charts, collect, design, execute, improve, measure, warehouse
@@ -18,6 +17,7 @@ from orchestration.assets.warehouse import dbt_project
 from orchestration.dbt_cli import dbt_executable
 from orchestration.jobs import build_schedules, build_sensors, crm_loop_job
 from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
+from orchestration.resources.dbt import WarehouseDbtResource
 from orchestration.settings import Settings, load_settings
 
 
@@ -41,7 +41,7 @@ def build_resources(settings: Settings) -> dict:
         ),
         # The loop's Python stages read and write the DuckDB warehouse, so its dbt builds stay on DuckDB whatever
         # $CRM_DBT_TARGET says (that variable selects the target of dbt commands run by hand).
-        "dbt": DbtCliResource(
+        "dbt": WarehouseDbtResource(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),
             target="dev",

@@ -262,13 +262,12 @@ class World:
 @pytest.fixture(scope="module")
 def fresh_world(dbt_manifest, tmp_path_factory):
     """A factory of worlds with a good inbox: collect, the four raw gates, and the dbt warehouse downstream."""
-    from dagster_dbt import DbtCliResource
-
     from orchestration import gates
     from orchestration.assets.collect import collect_raw_tables
     from orchestration.assets.warehouse import customer_warehouse, dbt_project
     from orchestration.dbt_cli import dbt_executable
     from orchestration.resources import SourceResource, WarehouseResource
+    from orchestration.resources.dbt import WarehouseDbtResource
 
     raw_gates = [
         gates.suite_raw_orders,
@@ -276,7 +275,7 @@ def fresh_world(dbt_manifest, tmp_path_factory):
         gates.suite_raw_products,
         gates.suite_raw_contact_log,
     ]
-    dbt = DbtCliResource(
+    dbt = WarehouseDbtResource(
         project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir), dbt_executable=dbt_executable()
     )
 

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
 from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
 from orchestration.dbt_row_counts import with_row_counts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
+from orchestration.resources.dbt import WarehouseDbtResource
 from orchestration.resources.lock import warehouse_lock
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -99,7 +100,7 @@ def release_dbt_adapter() -> None:
     # order, each as its own `as_of_month` snapshot. The loop itself runs one month per run (orchestration.jobs).
     backfill_policy=BackfillPolicy.single_run(),
 )
-def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource, warehouse: WarehouseResource):
     """`dbt build` (seeds, models, tests) with the partition's month as `as_of_month`.
 
     Over a range of months (a single-run backfill) every month is built in order with its own `as_of_month`;
@@ -116,8 +117,9 @@ def customer_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, ware
             recorded = store.recorded()
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
-                dbt.cli(dbt_build_arguments(month), context=context).wait()
-            invocation = dbt.cli(dbt_build_arguments(months[-1]), context=context)
+                dbt.cli(dbt_build_arguments(month), context=context, load_adapter=False).wait()
+            # The dbt adapter is loaded in this process only to read column metadata.
+            invocation = dbt.cli(dbt_build_arguments(months[-1]), context=context, load_adapter=recorded is None)
             if recorded is None:
                 # Once per project version: schema and lineage through the dbt adapter, which must then let go
                 # of the warehouse before this process counts rows.

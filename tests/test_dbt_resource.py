@@ -1,0 +1,68 @@
+"""The warehouse's dbt resource: no `dbt --version` subprocess, and a dbt adapter only where columns are read."""
+
+from __future__ import annotations
+
+import pytest
+from dagster_dbt.core import resource as dagster_dbt_resource
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+from orchestration.assets.warehouse import dbt_build_arguments, dbt_project, release_dbt_adapter
+from orchestration.dbt_cli import dbt_executable
+from orchestration.resources.dbt import WarehouseDbtResource, installed_dbt_version
+
+
+def _resource(executable: str | None = None) -> WarehouseDbtResource:
+    return WarehouseDbtResource(
+        project_dir=dbt_project,
+        profiles_dir=str(dbt_project.project_dir),
+        target="dev",
+        dbt_executable=executable or dbt_executable(),
+    )
+
+
+def _no_subprocess(*args, **kwargs):
+    raise AssertionError(f"a subprocess was started: {args}")
+
+
+def test_the_version_of_the_dbt_beside_this_python_is_read_without_a_subprocess(monkeypatch):
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", _no_subprocess)
+    assert _resource()._cli_version == installed_dbt_version()
+    assert installed_dbt_version().major == 1 and installed_dbt_version().minor == 11
+
+
+def test_another_dbt_executable_is_asked_for_its_version(monkeypatch, tmp_path):
+    other = tmp_path / "dbt"
+    other.write_text("#!/bin/sh\necho 'Core:\n  - installed: 1.10.4'\n")
+    other.chmod(0o755)
+    asked = []
+
+    def check_output(command, *args, **kwargs):
+        asked.append(command)
+        return b"Core:\n  - installed: 1.10.4\n"
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", check_output)
+    assert str(_resource(str(other))._cli_version) == "1.10.4"
+    assert asked == [[str(other), "--version"]]
+
+
+@pytest.mark.parametrize("load_adapter", [True, False])
+def test_the_dbt_adapter_is_loaded_only_when_asked(monkeypatch, dbt_manifest, tmp_path, load_adapter):
+    """The adapter (loaded in this process to read column schemas) is what `load_adapter` says; dbt itself is
+    not started here: the invocation's arguments are captured instead."""
+    monkeypatch.setenv("CRM_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", _no_subprocess)
+    captured = {}
+
+    def run(**kwargs):
+        captured.update(kwargs)
+        return "invocation"
+
+    monkeypatch.setattr(DbtCliInvocation, "run", staticmethod(run))
+    resource = _resource()
+    assert resource.cli(dbt_build_arguments("2025-03-01"), load_adapter=load_adapter) == "invocation"
+    assert (captured["adapter"] is not None) is load_adapter
+    assert captured["args"][1:5] == ["build", "--exclude-resource-type", "unit_test", "--vars"]
+    # the next invocation loads the adapter again unless told otherwise
+    resource.cli(["build"])
+    assert captured["adapter"] is not None
+    release_dbt_adapter()
