@@ -538,6 +538,43 @@ def test_snapshot_mart_tests_check_the_month_being_built(warehouse: Warehouse, t
     assert "accepted_range_customer_rfm_r_score" in failed.stdout
 
 
+def test_a_null_in_a_required_column_fails_its_model_test_naming_the_column(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The required columns of a model are checked in one test; its failures name each column with NULLs and
+    count them (stored by `--store-failures`), and columns allowed to be NULL do not fail it."""
+    database = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(warehouse.database, database)
+    with duckdb.connect(str(database)) as con:
+        lines = con.execute("select count(*) from marts.fct_orders").fetchone()[0]
+        first_line = "select min(order_id) from marts.fct_orders"
+        con.execute(f"update marts.fct_orders set order_date = null, revenue = null where order_id in ({first_line})")
+        con.execute("update marts.fct_orders set product_id = null")  # optional: a plain log names no product
+    command = [str(DBT_BIN), "test", "--select", "test_name:not_null_columns,fct_orders", "--store-failures"]
+    command += ["--vars", f"{{as_of_month: '{MONTH_2:%Y-%m-%d}'}}", "--profiles-dir", "dbt_project"]
+    command += [
+        "--project-dir",
+        "dbt_project",
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+    ]
+    failed = subprocess.run(command, cwd=REPO_ROOT, env=dbt_env(database), capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0
+    assert "FAIL 2 not_null_columns_fct_orders " in failed.stdout
+    with duckdb.connect(str(database), read_only=True) as con:
+        (schema,) = con.execute(
+            "select table_schema from information_schema.tables where table_name = 'not_null_columns_fct_orders'"
+        ).fetchone()
+        failures = con.execute(f"select * from {schema}.not_null_columns_fct_orders order by column_name").df()
+    assert failures.to_dict("records") == [
+        {"column_name": "order_date", "null_rows": 1},
+        {"column_name": "revenue", "null_rows": 1},
+    ]
+    assert lines > 1
+
+
 def test_orders_after_month_end_do_not_leak_into_the_month(warehouse: Warehouse) -> None:
     # After the final build (as of month 1), with months 2 and 3 already in raw.
     end = month_end(MONTH_1).date()

@@ -66,7 +66,7 @@ def test_a_failing_dbt_test_is_a_failed_blocking_check_and_tables_keep_their_row
             if event.event_type_value == "ASSET_CHECK_EVALUATION"
         }
         assert checks["unique_stg_crm__orders_order_id"] is False
-        assert checks["not_null_stg_crm__orders_order_id"] is True
+        assert checks["not_null_columns_stg_crm__orders"] is True
         assert not instance.get_materialized_partitions(AssetKey(["marts", "customer_rfm"]))  # downstream not built
         seeds = [
             event.step_materialization_data.materialization
