@@ -118,8 +118,10 @@ def consented(scores: pd.DataFrame, consent: pd.DataFrame | None) -> pd.Series:
     """Customers who currently allow contact; with no consent data at all, nobody does."""
     if consent is None or consent.empty:
         return pd.Series(False, index=scores.index)
-    allowed = set(consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"])
-    return scores["customer_id"].isin(allowed)
+    allowed = consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"]
+    # A hash lookup in the allowed ids (Series.isin on text ids is several times slower at a million customers).
+    found = pd.Index(pd.unique(allowed.astype("str"))).get_indexer(scores["customer_id"].astype("str")) >= 0
+    return pd.Series(found, index=scores.index, name="customer_id")
 
 
 def global_control_group(customer_ids: pd.Series, share: float, salt: str = "global-control") -> pd.Series:

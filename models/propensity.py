@@ -94,13 +94,25 @@ class _LinePurchases:
         customer_code, self.customer_ids = pd.factorize(sales["customer_id"].to_numpy(dtype=object)[known])
         self.customer_code = customer_code.astype(np.int64)
         self.month = (day.dt.year * 12 + day.dt.month - 1).to_numpy(dtype=np.int64)[known]
-        self.line = line[known]
+        self.product_lines = list(product_lines)
+        self.line_code = pd.Index(self.product_lines).get_indexer(line[known])
         self.value = sales["value"].to_numpy(dtype=np.float64)[known]
+        self._located: tuple[pd.Index, np.ndarray] | None = None
+
+    def _row_of_code(self, customers: pd.Index) -> np.ndarray:
+        """Row in ``customers`` of each customer code (-1: not there); kept for the last index asked about,
+        since a snapshot's holdings and next-month purchases are located in the same customers."""
+        if self._located is None or self._located[0] is not customers:
+            self._located = (customers, pd.Index(customers).get_indexer(self.customer_ids))
+        return self._located[1]
 
     def _positions(self, scope: np.ndarray, customers: pd.Index, product_lines: list[str]) -> tuple:
-        row_of_code = pd.Index(customers).get_indexer(self.customer_ids)
-        rows = row_of_code[self.customer_code[scope]]
-        columns = pd.Index(product_lines).get_indexer(self.line[scope])
+        rows = self._row_of_code(customers)[self.customer_code[scope]]
+        line_code = self.line_code[scope]
+        if product_lines == self.product_lines:
+            columns = line_code
+        else:
+            columns = pd.Index(product_lines).get_indexer(self.product_lines)[line_code]
         known = (rows >= 0) & (columns >= 0)
         return rows[known], columns[known], self.value[scope][known]
 

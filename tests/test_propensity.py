@@ -58,7 +58,7 @@ def scored(model: PropensityModel, orders: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_only_lines_a_customer_does_not_hold_are_scored(orders: pd.DataFrame, scored: pd.DataFrame) -> None:
-    known = orders[orders["order_date"] <= pd.Timestamp("2025-06-30")]
+    known = orders[orders["order_date"] <= pd.Timestamp("2025-04-30")]
     held = set(zip(known["customer_id"], known["product_line"], strict=True))
     pairs = set(zip(scored["customer_id"], scored["product_line"], strict=True))
     assert not pairs & held
@@ -105,6 +105,29 @@ def test_scoring_in_chunks_gives_the_scores_of_one_pass(model: PropensityModel, 
     # The next best product chosen on positions is the one chosen on the sorted score table.
     pd.testing.assert_frame_equal(
         model.next_best_products(orders, AS_OF), next_best_products(model.score(orders, AS_OF)), check_dtype=False
+    )
+
+
+def test_line_purchases_match_a_direct_count_in_any_order_of_lines_and_customers(
+    model: PropensityModel, orders: pd.DataFrame
+) -> None:
+    """Holdings and next-month purchases located by integer codes equal a plain group-by of the sale lines,
+    whatever order the lines and customers are asked in."""
+    purchases = _LinePurchases(orders, model.product_lines)
+    sales = orders[~orders["is_return"]] if "is_return" in orders.columns else orders
+    sales = sales.assign(customer_id=sales["customer_id"].astype("str"), day=pd.to_datetime(sales["order_date"]))
+    customers = pd.Index(sorted(sales["customer_id"].unique(), reverse=True), dtype="str")
+    lines = list(reversed(model.product_lines))
+    held = purchases.held(date(2025, 4, 1), customers, lines)
+    by_end = sales[sales["day"] <= pd.Timestamp("2025-04-30")]
+    expected = pd.crosstab(by_end["customer_id"], by_end["product_line"]).reindex(index=customers, columns=lines)
+    pd.testing.assert_frame_equal(held, expected.fillna(0).gt(0), check_names=False)
+    bought = purchases.bought_in(date(2025, 5, 1), customers, lines)
+    may = sales[(sales["day"] >= "2025-05-01") & (sales["day"] <= "2025-05-31")]
+    value = may.groupby(["customer_id", "product_line"])["margin"].sum().unstack()
+    assert len(may) > 100 and held.to_numpy().any() and not held.to_numpy().all()
+    pd.testing.assert_frame_equal(
+        bought, value.reindex(index=customers, columns=lines), check_names=False, check_dtype=False, atol=1e-9
     )
 
 
