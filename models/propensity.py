@@ -84,18 +84,18 @@ class _LinePurchases:
     """
 
     def __init__(self, orders: pd.DataFrame, product_lines: list[str]) -> None:
-        values = purchase_values(orders.assign(customer_id=orders["customer_id"].astype("str")))
+        values = purchase_values(orders)
         self.basis = values.basis
-        sales = values.sales
+        sales = values.sales  # the sale lines of ``orders``, in their order, ids as text
         sale_rows = np.flatnonzero(_sale_mask(orders))
-        line = orders["product_line"].iloc[sale_rows].astype("str").to_numpy()
-        known = orders["product_line"].iloc[sale_rows].notna().to_numpy() & np.isin(line, product_lines)
+        self.product_lines = list(product_lines)
+        line_code = pd.Index(self.product_lines).get_indexer(orders["product_line"].iloc[sale_rows].astype("str"))
+        known = line_code >= 0  # a line with a product line of the list (not NULL)
         day = pd.to_datetime(sales["order_date"])
-        customer_code, self.customer_ids = pd.factorize(sales["customer_id"].to_numpy(dtype=object)[known])
+        customer_code, self.customer_ids = pd.factorize(sales["customer_id"].iloc[np.flatnonzero(known)].array)
         self.customer_code = customer_code.astype(np.int64)
         self.month = (day.dt.year * 12 + day.dt.month - 1).to_numpy(dtype=np.int64)[known]
-        self.product_lines = list(product_lines)
-        self.line_code = pd.Index(self.product_lines).get_indexer(line[known])
+        self.line_code = line_code[known]
         self.value = sales["value"].to_numpy(dtype=np.float64)[known]
         self._located: tuple[pd.Index, np.ndarray] | None = None
 
