@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,9 @@ import pandas as pd
 
 from models.clv import BetaGeoNBD, bgnbd_snapshot_summary, bgnbd_view, fit_snapshot_bgnbd
 from models.features import customer_features, month_start, product_lines_up_to
+
+#: Threads computing features in :meth:`SnapshotStore.compute` (each a DuckDB query, which releases the GIL).
+FEATURE_THREADS = 2
 
 #: Files of one stored snapshot (under ``<directory>/<YYYY-MM>/``).
 FEATURES_FILE = "features.parquet"
@@ -109,19 +113,43 @@ class SnapshotStore:
     def get(self, month: date) -> CustomerSnapshot:
         """The snapshot of ``month``: stored, or computed now (and stored)."""
         month = month_start(month)
+        stored = self._stored(month)
+        if stored is not None:
+            return stored
+        snapshot = compute_snapshot(self.orders, month, self.product_lines)
+        self._keep(snapshot)
+        return snapshot
+
+    def compute(self, months: Iterable[date]) -> None:
+        """Compute and store every snapshot of ``months`` not stored yet: the same snapshots as :meth:`get`.
+
+        The features of the months (one DuckDB query each) run in :data:`FEATURE_THREADS` background threads
+        while this thread summarises and fits the BG/NBD of each month in turn, so that the query of one month
+        and the fit of another share the machine's cores."""
+        missing = [month for month in sorted({month_start(m) for m in months}) if self._stored(month) is None]
+        if not missing:
+            return
+        with ThreadPoolExecutor(max_workers=FEATURE_THREADS, thread_name_prefix="snapshot_features") as pool:
+            features = {
+                month: pool.submit(customer_features, self.orders, month, product_lines=self.product_lines)
+                for month in missing
+            }
+            for month in missing:
+                summary = bgnbd_snapshot_summary(self.orders, month)
+                bgnbd = fit_snapshot_bgnbd(summary)
+                self._keep(CustomerSnapshot(month, self.product_lines, features[month].result(), summary, bgnbd))
+
+    def _stored(self, month: date) -> CustomerSnapshot | None:
         if month in self._memory:
             return self._memory[month]
-        if self.directory is not None:
-            stored = self._read(month)
-            if stored is not None:
-                return stored
-        snapshot = compute_snapshot(self.orders, month, self.product_lines)
-        self.computed.append(month)
+        return self._read(month) if self.directory is not None else None
+
+    def _keep(self, snapshot: CustomerSnapshot) -> None:
+        self.computed.append(snapshot.as_of_month)
         if self.directory is not None:
             self._write(snapshot)
         else:
-            self._memory[month] = snapshot
-        return snapshot
+            self._memory[snapshot.as_of_month] = snapshot
 
     def _write(self, snapshot: CustomerSnapshot) -> None:
         path = self._path(snapshot.as_of_month)

@@ -44,6 +44,25 @@ def test_a_stored_snapshot_reads_back_exactly_as_computed(orders: pd.DataFrame, 
     pd.testing.assert_frame_equal(stored.inputs(90), computed.inputs(90))
 
 
+def test_snapshots_computed_together_equal_those_computed_one_by_one(orders: pd.DataFrame, tmp_path: Path) -> None:
+    """`compute` (features in background threads, BG/NBD fits in turn) stores the snapshots `get` computes, each
+    month once, and leaves months already stored alone."""
+    months = [date(2025, 1, 1), date(2025, 3, 1), date(2025, 4, 1), date(2025, 6, 1)]
+    one_by_one = SnapshotStore(orders, AS_OF)
+    SnapshotStore(orders, AS_OF, directory=tmp_path).get(months[1])
+    together = SnapshotStore(orders, AS_OF, directory=tmp_path)
+    together.compute([*months, months[0]])
+    assert together.computed == [months[0], months[2], months[3]]  # the stored month is not recomputed
+    for month in months:
+        expected, stored = one_by_one.get(month), together.get(month)
+        pd.testing.assert_frame_equal(stored.features, expected.features)
+        pd.testing.assert_frame_equal(stored.bgnbd_summary, expected.bgnbd_summary)
+        assert stored.bgnbd is not None and stored.bgnbd.params_ == expected.bgnbd.params_
+    assert together.computed == [months[0], months[2], months[3]]
+    together.compute(months)  # nothing left to compute
+    assert len(together.computed) == 3
+
+
 def test_snapshot_inputs_equal_what_each_model_computes_alone(orders: pd.DataFrame) -> None:
     store = SnapshotStore(orders, AS_OF)
     month = date(2025, 2, 1)
