@@ -34,6 +34,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from models.ids import is_member
+
 AUDIENCES = ("active", "lapsed")
 
 RULE_NO_CONSENT = "no consent"
@@ -119,9 +121,7 @@ def consented(scores: pd.DataFrame, consent: pd.DataFrame | None) -> pd.Series:
     if consent is None or consent.empty:
         return pd.Series(False, index=scores.index)
     allowed = consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"]
-    # A hash lookup in the allowed ids (Series.isin on text ids is several times slower at a million customers).
-    found = pd.Index(pd.unique(allowed.astype("str"))).get_indexer(scores["customer_id"].astype("str")) >= 0
-    return pd.Series(found, index=scores.index, name="customer_id")
+    return is_member(scores["customer_id"], allowed)
 
 
 def global_control_group(customer_ids: pd.Series, share: float, salt: str = "global-control") -> pd.Series:

@@ -41,6 +41,7 @@ from expectations import (
     raw_products,
 )
 from expectations.adapter import RuleBreak, Validation, check_result, validate
+from models.ids import is_member
 from orchestration.assets.collect import raw_table_key
 from orchestration.partitions import monthly_partitions, next_month, partition_month
 from orchestration.queries import DELIVERIES_TABLE, PLAN_TABLE, SCORES_TABLE
@@ -487,7 +488,7 @@ def plan_frame(
         [pd.Timestamp(month)],
     )
     consenting = _query(connection, "select customer_id from marts.dim_customers where coalesce(email_consent, false)")
-    plan["_without_consent"] = plan["customer_id"].where(~plan["customer_id"].isin(set(consenting["customer_id"])))
+    plan["_without_consent"] = plan["customer_id"].where(~is_member(plan["customer_id"], consenting["customer_id"]))
     holdout = (
         global_control_members(plan["customer_id"], global_control_share).to_numpy(dtype=bool)
         if len(plan)
@@ -577,12 +578,12 @@ def outgoing_contact_list_gate(
     planned = pd.MultiIndex.from_frame(test[["campaign_id", "customer_id"]].astype(str))
     in_plan = pd.MultiIndex.from_frame(frame[["campaign_id", "customer_id"]].astype(str)).isin(planned)
     consenting = (
-        set(consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"])
+        consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"]
         if consent is not None
-        else set()
+        else pd.Series([], dtype="str")
     )
     frame["_not_in_test_group"] = frame["customer_id"].where(~in_plan)
-    frame["_without_consent"] = frame["customer_id"].where(~frame["customer_id"].isin(consenting))
+    frame["_without_consent"] = frame["customer_id"].where(~is_member(frame["customer_id"], consenting))
     validation = validate(frame, contact_list.suite)
     return _gate_result(
         validation,
