@@ -257,9 +257,9 @@ def compare_clv_fit(settings: Settings, month: date) -> dict[str, float]:
 
     from models.clv import BetaGeoNBD, rfm_summary
     from orchestration.queries import orders_as_of
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import DuckDBWarehouseResource
 
-    orders = orders_as_of(WarehouseResource(path=str(settings.warehouse_path)), month)
+    orders = orders_as_of(DuckDBWarehouseResource(path=str(settings.warehouse_path)), month)
     month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
     summary = rfm_summary(orders, "customer_id", "order_date", None, month_end, time_unit="W")
     frequency, recency, age = summary["frequency"], summary["recency"], summary["T"]

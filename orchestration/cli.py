@@ -499,9 +499,9 @@ def _add_approve_parser(commands) -> None:
 def approve_plan(settings: Settings, args) -> int:
     from orchestration.assets.execute import clear_plan_gates
     from orchestration.campaign_records import approve_from_command_line
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import warehouse_resource
 
-    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    warehouse = warehouse_resource(settings)
     print(approve_from_command_line(warehouse, args.month, args.by, args.plan_hash, clear_plan_gates))
     return 0
 
@@ -509,9 +509,9 @@ def approve_plan(settings: Settings, args) -> int:
 def forget_customer(settings: Settings, args) -> int:
     """`crm-loop forget CUSTOMER_ID`: erase the customer's personal data (orchestration.privacy)."""
     from orchestration.privacy import forget
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import warehouse_resource
 
-    warehouse = WarehouseResource(path=str(settings.warehouse_path))
+    warehouse = warehouse_resource(settings)
     erasure = forget(
         warehouse, args.customer_id, home=settings.home, exports_dir=settings.exports_dir, requested_by=args.by
     )

@@ -16,7 +16,7 @@ from orchestration.assets import analyse, charts, collect, design, execute, impr
 from orchestration.assets.warehouse import dbt_project
 from orchestration.dbt_cli import dbt_executable
 from orchestration.jobs import build_schedules, build_sensors, crm_loop_job
-from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
+from orchestration.resources import ChannelResource, SourceResource, warehouse_resource
 from orchestration.resources.dbt import WarehouseDbtResource
 from orchestration.settings import Settings, load_settings
 
@@ -24,7 +24,7 @@ from orchestration.settings import Settings, load_settings
 def build_resources(settings: Settings) -> dict:
     """The resources for `settings` (the source, channel and warehouse the environment asks for)."""
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "warehouse": warehouse_resource(settings),
         "source": SourceResource(
             kind=settings.source,
             home=str(settings.home),
@@ -39,8 +39,9 @@ def build_resources(settings: Settings) -> dict:
             sim_seed=settings.sim_seed,
             sim_customers=settings.sim_customers,
         ),
-        # The loop's Python stages read and write the DuckDB warehouse, so its dbt builds stay on DuckDB whatever
-        # $CRM_DBT_TARGET says (that variable selects the target of dbt commands run by hand).
+        # The loop's dbt builds go to its warehouse engine whatever $CRM_DBT_TARGET says (that variable selects the
+        # target of dbt commands run by hand): this resource runs dbt on DuckDB; on Spark the warehouse asset runs
+        # dbt inside the run's process (orchestration.dbt_in_process).
         "dbt": WarehouseDbtResource(
             project_dir=dbt_project,
             profiles_dir=str(dbt_project.project_dir),

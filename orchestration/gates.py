@@ -17,14 +17,14 @@ dates inside the month and not in the future, references to delivered customers 
 rejects, and the rows of the files it rejects, are appended to `quarantine.<table>` with the rule each breaks;
 the raw files and the raw rows are left as they are, so a corrected file and a re-run are all it takes.
 
-Each gate reads what it validates over one warehouse connection (a DuckDB connection costs tens of
-milliseconds) and validates it in memory with expectations.adapter.
+Each gate reads what it validates in one warehouse session (on DuckDB one connection: each costs tens of
+milliseconds), through the warehouse resource whatever the engine, and validates it in memory with
+expectations.adapter.
 """
 
 import json
 from datetime import date
 
-import duckdb
 import numpy as np
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, Failure, MetadataValue, asset_check
@@ -59,6 +59,7 @@ from orchestration.raw_tables import (
     unreadable_column,
 )
 from orchestration.resources import WarehouseResource
+from orchestration.resources.warehouse import Warehouse
 
 RAW_SUITES = {
     "orders": raw_orders.suite,
@@ -94,18 +95,6 @@ def _shown(value) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    found = connection.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-    ).fetchall()
-    return bool(found[0][0])
-
-
-def _query(connection: duckdb.DuckDBPyConnection, sql: str, parameters: list | None = None) -> pd.DataFrame:
-    return connection.execute(sql, parameters or []).df()
-
-
 def _stop_if_failed(result: AssetCheckResult, message: str):
     """Report the check's result; when it failed, stop the run with the gate's message (blocking)."""
     yield result
@@ -126,13 +115,12 @@ def raw_parameters(month: date) -> dict:
     return {"month_start": lower, "next_month_start": pd.Timestamp(next_month(month)), "now": _now()}
 
 
-def delivered_files(connection: duckdb.DuckDBPyConnection, table: str, month: date) -> pd.DataFrame:
+def delivered_files(warehouse: Warehouse, table: str, month: date) -> pd.DataFrame:
     """The files collect read for `table` in the partition, each with `same_content_as` (see raw_files)."""
-    if not _table_exists(connection, DELIVERY_LOG):
+    if not warehouse.table_exists(DELIVERY_LOG):
         return pd.DataFrame(columns=["origin", "file_month", "rows", "problems", "same_content_as"])
     event_tables = ", ".join(f"'{name}'" for name in EVENT_TABLES)
-    return _query(
-        connection,
+    return warehouse.query(
         f"""
         select
             d.origin, d.file_month, d.rows, d.problems,
@@ -149,7 +137,7 @@ def delivered_files(connection: duckdb.DuckDBPyConnection, table: str, month: da
     )
 
 
-def raw_rows(connection: duckdb.DuckDBPyConnection, table: str, month: date) -> pd.DataFrame:
+def raw_rows(warehouse: Warehouse, table: str, month: date) -> pd.DataFrame:
     """The partition's rows of `raw.<table>`, with the references its suite checks (see its module), in file
     and line order. A reference is checked only when the source delivers what it refers to."""
     lower, upper = raw_month_bounds(month)
@@ -168,8 +156,7 @@ def raw_rows(connection: duckdb.DuckDBPyConnection, table: str, month: date) -> 
             select order_id from raw.orders where {LOADED_MONTH} < ? and order_id is not null
         ) then m.order_id end as _order_id_collected_before"""
         parameters.append(lower if lower is not None else pd.Timestamp("1900-01-01"))
-    return _query(
-        connection,
+    return warehouse.query(
         f"""
         with
         known_customers as (
@@ -269,9 +256,9 @@ def raw_gate(warehouse: WarehouseResource, table: str, month: date, run_id: str)
     Returns the check result and the message that stops the run (empty when the gate passes).
     """
     gate = f"suite_raw_{table}"
-    with warehouse.connect() as connection:
-        files = delivered_files(connection, table, month)
-        rows = raw_rows(connection, table, month)
+    with warehouse.session():
+        files = delivered_files(warehouse, table, month)
+        rows = raw_rows(warehouse, table, month)
         file_check = validate(files, raw_files.suite)
         rejected_files = set(files["origin"].iloc[file_check.bad_positions()]) if len(files) else set()
         judged = rows[~rows[SOURCE_FILE].isin(rejected_files)].reset_index(drop=True)
@@ -325,12 +312,8 @@ def raw_gate(warehouse: WarehouseResource, table: str, month: date, run_id: str)
                 run_id=run_id, rejected_at=_now(), partition_month=pd.Timestamp(month)
             )[list(QUARANTINE_SCHEMA)]
             target = quarantine_table(table)
-            columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in QUARANTINE_SCHEMA.items())
-            connection.execute("create schema if not exists quarantine")
-            connection.execute(f"create table if not exists {target} ({columns})")
-            connection.register("quarantined_rows", quarantined)
-            connection.execute(f"insert into {target} by name select * from quarantined_rows")
-            connection.unregister("quarantined_rows")
+            warehouse.ensure_table(target, QUARANTINE_SCHEMA)
+            warehouse.append_rows(target, quarantined)
             metadata["quarantined_rows"] = len(quarantined)
             metadata["quarantine"] = MetadataValue.md(
                 f"`select * from {target} where run_id = '{run_id}'` ({_rows(len(quarantined))})"
@@ -423,12 +406,11 @@ def _buyers(sales_only: bool) -> str:
     return f"select distinct customer_id from marts.fct_orders where order_date < ?{sale}"
 
 
-def _with_buyers(connection, table: str, month: date, sales_only: bool) -> tuple[pd.DataFrame, int]:
+def _with_buyers(warehouse: Warehouse, table: str, month: date, sales_only: bool) -> tuple[pd.DataFrame, int]:
     """The month's rows of `table` with `_not_a_buyer`, and how many customers have an order (a sale) by the
     month end."""
     end = pd.Timestamp(next_month(month))
-    frame = _query(
-        connection,
+    frame = warehouse.query(
         f"""
         with buyers as ({_buyers(sales_only)})
         select t.*, case when b.customer_id is null then t.customer_id end as _not_a_buyer
@@ -438,13 +420,13 @@ def _with_buyers(connection, table: str, month: date, sales_only: bool) -> tuple
         """,
         [end, pd.Timestamp(month)],
     )
-    buyers = connection.execute(f"select count(*) from ({_buyers(sales_only)})", [end]).fetchall()[0][0]
+    buyers = warehouse.query(f"select count(*) as buyers from ({_buyers(sales_only)})", [end])["buyers"].iloc[0]
     return frame, int(buyers)
 
 
 def features_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
-    with warehouse.connect() as connection:
-        frame, buyers = _with_buyers(connection, "marts.customer_features", month, sales_only=True)
+    with warehouse.session():
+        frame, buyers = _with_buyers(warehouse, "marts.customer_features", month, sales_only=True)
     validation = validate(frame, customer_features.suite, {"customers_with_a_sale": buyers})
     return _gate_result(
         validation,
@@ -456,8 +438,8 @@ def features_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheck
 
 
 def scores_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
-    with warehouse.connect() as connection:
-        frame, buyers = _with_buyers(connection, SCORES_TABLE, month, sales_only=False)
+    with warehouse.session():
+        frame, buyers = _with_buyers(warehouse, SCORES_TABLE, month, sales_only=False)
     validation = validate(frame, customer_scores.suite, {"customers_with_an_order": buyers})
     return _gate_result(
         validation,
@@ -478,16 +460,13 @@ def global_control_members(customer_ids: pd.Series, share: float | None = None) 
     return global_control_group(customer_ids.astype("str"), share, design.GLOBAL_CONTROL_SALT)
 
 
-def plan_frame(
-    connection: duckdb.DuckDBPyConnection, month: date, global_control_share: float | None = None
-) -> pd.DataFrame:
+def plan_frame(warehouse: Warehouse, month: date, global_control_share: float | None = None) -> pd.DataFrame:
     """The plan designed in `month` with the columns the campaign_plan suite reads (see its module)."""
-    plan = _query(
-        connection,
+    plan = warehouse.query(
         f"select * from {PLAN_TABLE} where designed_in_month = ? order by campaign_id, customer_id",
         [pd.Timestamp(month)],
     )
-    consenting = _query(connection, "select customer_id from marts.dim_customers where coalesce(email_consent, false)")
+    consenting = warehouse.query("select customer_id from marts.dim_customers where coalesce(email_consent, false)")
     plan["_without_consent"] = plan["customer_id"].where(~is_member(plan["customer_id"], consenting["customer_id"]))
     holdout = (
         global_control_members(plan["customer_id"], global_control_share).to_numpy(dtype=bool)
@@ -495,8 +474,8 @@ def plan_frame(
         else np.zeros(0, bool)
     )
     plan["_in_global_control"] = plan["customer_id"].where(holdout)
-    objectives = _query(connection, "select * from reference.campaign_objectives").set_index("objective")
-    offers = _query(connection, "select * from reference.offers").set_index("offer_id")
+    objectives = warehouse.query("select * from reference.campaign_objectives").set_index("objective")
+    offers = warehouse.query("select * from reference.offers").set_index("offer_id")
     cost_per_contact = offers["contact_cost"] + offers["incentive_cost"]
     by_campaign = plan.groupby("campaign_id")["group"]
     selected = by_campaign.transform("size")
@@ -512,8 +491,8 @@ def plan_frame(
 def plan_gate(
     warehouse: WarehouseResource, month: date, global_control_share: float | None = None
 ) -> tuple[AssetCheckResult, str]:
-    with warehouse.connect() as connection:
-        frame = plan_frame(connection, month, global_control_share)
+    with warehouse.session():
+        frame = plan_frame(warehouse, month, global_control_share)
     validation = validate(frame, campaign_plan.suite)
     return _gate_result(
         validation,
@@ -524,10 +503,10 @@ def plan_gate(
     )
 
 
-def contact_list_frame(connection: duckdb.DuckDBPyConnection, month: date) -> pd.DataFrame:
+def contact_list_frame(warehouse: Warehouse, month: date) -> pd.DataFrame:
     """The contacts delivered for the month after `month`, with the columns the contact_list suite reads."""
     delivery_month = pd.Timestamp(next_month(month))
-    if not _table_exists(connection, DELIVERIES_TABLE):
+    if not warehouse.table_exists(DELIVERIES_TABLE):
         return pd.DataFrame(
             {
                 column: pd.Series(dtype="str")
@@ -540,8 +519,7 @@ def contact_list_frame(connection: duckdb.DuckDBPyConnection, month: date) -> pd
                 )
             }
         )
-    return _query(
-        connection,
+    return warehouse.query(
         f"""
         with
         delivered as (select * from {DELIVERIES_TABLE} where delivery_month = ?),
@@ -594,8 +572,8 @@ def outgoing_contact_list_gate(
 
 
 def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
-    with warehouse.connect() as connection:
-        frame = contact_list_frame(connection, month)
+    with warehouse.session():
+        frame = contact_list_frame(warehouse, month)
     validation = validate(frame, contact_list.suite)
     return _gate_result(
         validation,

@@ -95,66 +95,45 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _base_tables(connection) -> dict[str, set[str]]:
-    """Every base table of the warehouse with its columns."""
-    columns = connection.execute(
-        """
-        select c.table_schema, c.table_name, c.column_name
-        from information_schema.columns as c
-        join information_schema.tables as t using (table_catalog, table_schema, table_name)
-        where t.table_type = 'BASE TABLE'
-        """
-    ).fetchall()
+def _text(value: str) -> str:
+    """`value` as an SQL string literal (tokens are `forgotten-` and hex digits: nothing to escape but quotes)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _base_tables(warehouse) -> dict[str, set[str]]:
+    """Every base table of the warehouse (schema.table) with its columns."""
     tables: dict[str, set[str]] = {}
-    for schema, table, column in columns:
-        tables.setdefault(f"{_quoted(schema)}.{_quoted(table)}", set()).add(column)
+    for schema, table, column in warehouse.table_columns()[["table_schema", "table_name", "column_name"]].itertuples(
+        index=False
+    ):
+        tables.setdefault(f"{schema}.{table}", set()).add(column)
     return tables
 
 
-def _ensure_erasures_table(connection) -> None:
-    definitions = ", ".join(f"{_quoted(name)} {sql_type}" for name, sql_type in ERASURES_SCHEMA.items())
-    connection.execute("create schema if not exists audit")
-    connection.execute(f"create table if not exists {ERASURES_TABLE} ({definitions})")
-
-
-def _anonymise_tables(connection, customer_id: str, token: str) -> dict[str, int]:
+def _anonymise_tables(warehouse, customer_id: str, token: str) -> dict[str, int]:
     """Replace `customer_id` by `token` in every table, erase the personal columns of those rows, and clear
     delivered text that mentions the customer. Returns the rows changed per table."""
     changed: dict[str, int] = {}
-    for table, columns in _base_tables(connection).items():
-        if table == '"audit"."erasures"':
+    for table, columns in _base_tables(warehouse).items():
+        if table == ERASURES_TABLE:
             continue
         count = 0
         if "customer_id" in columns:
-            count = connection.execute(f"select count(*) from {table} where customer_id = ?", [customer_id]).fetchall()[
-                0
-            ][0]
-            if count:
-                assignments = ["customer_id = ?"]
-                parameters: list = [token]
-                assignments += [f"{_quoted(c)} = null" for c in PERSONAL_COLUMNS if c in columns]
-                assignments += [f"{_quoted(c)} = false" for c in CONSENT_COLUMNS if c in columns]
-                assignments += [f"{_quoted(c)} = null" for c in TEXT_COPIES if c in columns]
-                if {"idempotency_key", "campaign_id"} <= columns:
-                    assignments.append("idempotency_key = left(sha256(campaign_id || '|' || ?), 24)")
-                    parameters.append(token)
-                connection.execute(
-                    f"update {table} set {', '.join(assignments)} where customer_id = ?", [*parameters, customer_id]
-                ).fetchall()
+            assignments = {"customer_id": _text(token)}
+            assignments |= {c: "null" for c in PERSONAL_COLUMNS if c in columns}
+            assignments |= {c: "false" for c in CONSENT_COLUMNS if c in columns}
+            assignments |= {c: "null" for c in TEXT_COPIES if c in columns}
+            if {"idempotency_key", "campaign_id"} <= columns:
+                assignments["idempotency_key"] = f"left(sha256(campaign_id || '|' || {_text(token)}), 24)"
+            count = warehouse.update_rows(table, assignments, "customer_id = ?", [customer_id])
         mentions_the_customer = f"(^|[^A-Za-z0-9_]){re.escape(customer_id)}([^A-Za-z0-9_]|$)"
         for column in TEXT_COPIES:
             if column in columns:
-                where = f"regexp_matches({_quoted(column)}, ?)"
-                mentions = connection.execute(
-                    f"select count(*) from {table} where {where}", [mentions_the_customer]
-                ).fetchall()[0][0]
-                if mentions:
-                    connection.execute(
-                        f"update {table} set {_quoted(column)} = null where {where}", [mentions_the_customer]
-                    ).fetchall()
-                    count += mentions
+                count += warehouse.update_rows(
+                    table, {column: "null"}, f"regexp_matches({_quoted(column)}, ?)", [mentions_the_customer]
+                )
         if count:
-            changed[table.replace('"', "")] = int(count)
+            changed[table] = int(count)
     return changed
 
 
@@ -193,33 +172,38 @@ def forget(
         raise ValueError("a customer_id is required")
     key = erasure_key(home)
     hashed = subject_hash(customer_id, key)
-    with warehouse.connect() as connection:
-        connection.execute("begin transaction")
-        _ensure_erasures_table(connection)
-        found = connection.execute(
+    with warehouse.transaction():
+        warehouse.ensure_table(ERASURES_TABLE, ERASURES_SCHEMA)
+        found = warehouse.query(
             f"select token from {ERASURES_TABLE} where subject_hash = ? order by erased_at limit 1", [hashed]
-        ).fetchall()
-        known = found[0] if found else None
-        token = known[0] if known else f"{TOKEN_PREFIX}{secrets.token_hex(8)}"
-        changed = _anonymise_tables(connection, customer_id, token)
-        exported = _anonymise_exports(exports_dir, customer_id, token)
-        if exported:
-            changed["exports"] = exported
+        )
+        known = not found.empty
+        token = found["token"].iloc[0] if known else f"{TOKEN_PREFIX}{secrets.token_hex(8)}"
+        erasure_id = secrets.token_hex(8)
+        # Recorded before anything is anonymised: an erasure interrupted on an engine without transactions
+        # (Spark) is finished by forgetting the customer again, under the same token.
         record = pd.DataFrame(
             {
-                "erasure_id": [secrets.token_hex(8)],
+                "erasure_id": [erasure_id],
                 "subject_hash": [hashed],
                 "token": [token],
                 "requested_by": [requested_by],
                 "erased_at": [pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")],
-                "rows_anonymised": [json.dumps(changed, sort_keys=True)],
+                "rows_anonymised": [None],
             }
+        ).astype({"rows_anonymised": "str"})
+        warehouse.append_rows(ERASURES_TABLE, record)
+        changed = _anonymise_tables(warehouse, customer_id, token)
+        exported = _anonymise_exports(exports_dir, customer_id, token)
+        if exported:
+            changed["exports"] = exported
+        warehouse.update_rows(
+            ERASURES_TABLE,
+            {"rows_anonymised": _text(json.dumps(changed, sort_keys=True))},
+            "erasure_id = ?",
+            [erasure_id],
         )
-        connection.register("erasure_record", record)
-        connection.execute(f"insert into {ERASURES_TABLE} by name select * from erasure_record").fetchall()
-        connection.unregister("erasure_record")
-        connection.execute("commit")
-    return Erasure(token, known is not None, {t: n for t, n in changed.items() if t != "exports"}, exported)
+    return Erasure(token, known, {t: n for t, n in changed.items() if t != "exports"}, exported)
 
 
 def forgotten_customers(warehouse) -> dict[str, str]:

@@ -107,8 +107,8 @@ def baseline_policies_true_profit(
         return pd.DataFrame(columns=columns)
     eligible = warehouse.query(
         f"""select campaign_id, offer_id, delivery_month, customer_id from {DECISIONS_TABLE}
-            where eligible and campaign_id in (select unnest(?::varchar[]))""",
-        [campaigns],
+            where eligible and campaign_id in ({", ".join("?" * len(campaigns))})""",
+        list(campaigns),
     )
     budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
     budget = budgets.set_index("campaign_id")["budget"]

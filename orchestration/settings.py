@@ -11,6 +11,8 @@ Every setting has a default so that the loop runs with zero set-up on the embedd
 | CRM_SIM_CUSTOMERS   | 20000          | customers in the simulated world at its first month            |
 | CRM_CHANNEL         | simulated      | `simulated` (hands contacts to the simulator) or `file` (CSV)  |
 | CRM_START_MONTH     | 2025-01-01     | first monthly partition (the simulator's first loop month)     |
+| CRM_WAREHOUSE_ENGINE| duckdb         | `duckdb` (one file) or `spark` (dbt target `spark`)            |
+| CRM_SPARK_HOME      | $CRM_HOME/spark| the Spark warehouse's tables and metastore (engine `spark`)    |
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 SOURCES = ("simulator", "files")
+ENGINES = ("duckdb", "spark")
 CHANNELS = ("simulated", "file")
 
 
@@ -37,6 +40,8 @@ class Settings:
     sim_customers: int
     channel: str
     start_month: date
+    warehouse_engine: str = "duckdb"
+    spark_home: Path | None = None
 
     @property
     def warehouse_path(self) -> Path:
@@ -101,6 +106,8 @@ def load_settings() -> Settings:
         sim_customers=_int_setting("CRM_SIM_CUSTOMERS", 20_000),
         channel=_choice_setting("CRM_CHANNEL", "simulated", CHANNELS),
         start_month=_month_setting("CRM_START_MONTH", "2025-01-01"),
+        warehouse_engine=_choice_setting("CRM_WAREHOUSE_ENGINE", "duckdb", ENGINES),
+        spark_home=Path(os.environ.get("CRM_SPARK_HOME", str(home / "spark"))).expanduser().resolve(),
     )
     if settings.sim_customers < 100:
         raise ConfigurationError(f"CRM_SIM_CUSTOMERS={settings.sim_customers} is too small (at least 100)")

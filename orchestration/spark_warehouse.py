@@ -87,13 +87,23 @@ def spark_session_parameters(
 
 
 def open_spark(parameters: Mapping[str, Any]) -> SparkSession:
-    """A Spark session with Hive support (the metastore dbt uses) and the given configuration."""
+    """The process's Spark session: the one already open, else a new one with Hive support (the metastore dbt
+    uses) and the given configuration.
+
+    Spark's log shows errors only: a table with wall-clock timestamps (`timestamp_ntz`) is stored in Spark's own
+    metastore format, with a warning and a Java stack trace each time its schema changes, which is expected here.
+    """
     from pyspark.sql import SparkSession
 
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
     builder = SparkSession.builder.appName("crm-loop").enableHiveSupport()
     for key, value in parameters.items():
         builder = builder.config(key, str(value))
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def copy_sources_to_spark(

@@ -20,7 +20,7 @@ from models.artefacts import artefact_dir, load_artefact
 from models.scoring import score_with_models
 from orchestration import checks
 from orchestration.assets import analyse
-from orchestration.resources import WarehouseResource
+from orchestration.resources import DuckDBWarehouseResource, WarehouseResource
 
 MONTHS = ("2025-05-01", "2025-06-01")
 ANALYSE_ASSETS = [
@@ -67,7 +67,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("crm")
     _, orders = simulated_orders(home / "world", n_customers=3_000, seed=13)
     _build_warehouse(home / "warehouse.duckdb", orders)
-    warehouse = WarehouseResource(path=str(home / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(home / "warehouse.duckdb"))
     instance = DagsterInstance.ephemeral()
     results = {
         month: materialize(
@@ -223,7 +223,7 @@ def test_a_plain_transaction_log_scores_in_revenue_without_propensity(tmp_path) 
         connection.execute("create schema marts")
         connection.register("orders", orders)
         connection.execute("create table marts.fct_orders as select * from orders")
-    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     result = materialize(
         [*ANALYSE_ASSETS, *SCORE_CHECKS], partition_key="2025-12-01", resources={"warehouse": warehouse}
     )

@@ -266,7 +266,7 @@ def fresh_world(dbt_manifest, tmp_path_factory):
     from orchestration.assets.collect import collect_raw_tables
     from orchestration.assets.warehouse import customer_warehouse, dbt_project
     from orchestration.dbt_cli import dbt_executable
-    from orchestration.resources import SourceResource, WarehouseResource
+    from orchestration.resources import DuckDBWarehouseResource, SourceResource
     from orchestration.resources.dbt import WarehouseDbtResource
 
     raw_gates = [
@@ -283,7 +283,7 @@ def fresh_world(dbt_manifest, tmp_path_factory):
         root = tmp_path_factory.mktemp(re.sub(r"\W+", "_", name))
         resources = {
             "source": SourceResource(kind="files", files_dir=str(root / "inbox"), home=str(root)),
-            "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
+            "warehouse": DuckDBWarehouseResource(path=str(root / "warehouse.duckdb")),
             "dbt": dbt,
         }
         world = World(root, [collect_raw_tables, *raw_gates, customer_warehouse], resources)

@@ -7,7 +7,7 @@ import pytest
 from dagster import AssetCheckResult, AssetKey, AssetMaterialization, Output
 
 from orchestration.dbt_row_counts import with_row_counts
-from orchestration.resources import WarehouseResource
+from orchestration.resources import DuckDBWarehouseResource, WarehouseResource
 
 MANIFEST = {
     "nodes": {
@@ -41,7 +41,7 @@ def warehouse(tmp_path) -> WarehouseResource:
         connection.execute("create table marts.fct_orders as select range as order_id from range(7)")
         connection.execute("create table marts.customer_rfm as select range as customer_id from range(3)")
         connection.execute("create view staging.stg_crm__orders as select * from marts.fct_orders")
-    return WarehouseResource(path=str(path))
+    return DuckDBWarehouseResource(path=str(path))
 
 
 def _events():

@@ -26,7 +26,7 @@ from orchestration.campaign_records import (
     record_gate,
 )
 from orchestration.queries import DELIVERIES_TABLE, PLAN_TABLE
-from orchestration.resources import ChannelResource, WarehouseResource
+from orchestration.resources import ChannelResource, DuckDBWarehouseResource, WarehouseResource
 from orchestration.resources.channel import EXPORT_COLUMNS
 
 MONTH = date(2025, 3, 1)
@@ -35,7 +35,7 @@ DELIVERY = date(2025, 4, 1)
 
 @pytest.fixture
 def warehouse(tmp_path) -> WarehouseResource:
-    return WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    return DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
 
 
 def contacts(n: int, campaign: str = "2025-04-retention") -> pd.DataFrame:

@@ -144,8 +144,8 @@ def worlds(dbt_manifest, tmp_path_factory):
     holder = _wait_for_started_run(reference, first)
     second_loop = _run(reference, "none", "run")
     probe = (
-        "from orchestration.resources import WarehouseResource; import os;"
-        "w = WarehouseResource(path=os.environ['CRM_HOME'] + '/warehouse.duckdb', lock_timeout_seconds={t});"
+        "from orchestration.resources import DuckDBWarehouseResource; import os;"
+        "w = DuckDBWarehouseResource(path=os.environ['CRM_HOME'] + '/warehouse.duckdb', lock_timeout_seconds={t});"
         "print('rows', w.query('select count(*) as n from raw.orders')['n'][0])"
     )
     impatient = subprocess.run(

@@ -268,7 +268,7 @@ def test_collect_lands_history_once_and_creates_every_table(tmp_path):
     from orchestration.assets.collect import collect_raw_tables
     from orchestration.partitions import monthly_partitions, next_month, partition_month, previous_month
     from orchestration.queries import PLAN_SCHEMA, PLAN_TABLE
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import DuckDBWarehouseResource
 
     first = partition_month(monthly_partitions.get_first_partition_key())
     second = next_month(first)
@@ -288,7 +288,7 @@ def test_collect_lands_history_once_and_creates_every_table(tmp_path):
             "create table raw.orders (order_id varchar, customer_id varchar, order_date timestamp, "
             "product_id varchar, quantity bigint, amount double, _loaded_month timestamp)"
         )
-    warehouse = WarehouseResource(path=str(warehouse_file))
+    warehouse = DuckDBWarehouseResource(path=str(warehouse_file))
     resources = {"source": source(inbox), "warehouse": warehouse}
 
     def collect(month: date) -> None:

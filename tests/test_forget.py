@@ -137,7 +137,7 @@ def test_a_forgotten_customer_delivered_again_arrives_anonymised(world):
 
     from orchestration import gates
     from orchestration.assets.collect import collect_raw_tables
-    from orchestration.resources import SourceResource, WarehouseResource
+    from orchestration.resources import DuckDBWarehouseResource, SourceResource
 
     settings = world["settings"]
     warehouse = settings.warehouse_path
@@ -147,7 +147,7 @@ def test_a_forgotten_customer_delivered_again_arrives_anonymised(world):
         partition_key=MONTH.isoformat(),
         resources={
             "source": SourceResource(kind="simulator", home=str(settings.home), sim_seed=7, sim_customers=CUSTOMERS),
-            "warehouse": WarehouseResource(path=str(warehouse)),
+            "warehouse": DuckDBWarehouseResource(path=str(warehouse)),
         },
     )
     assert result.success

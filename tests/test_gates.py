@@ -67,7 +67,7 @@ def test_the_adapter_reports_each_failing_rule_with_counts_examples_and_samples(
 def warehouse(tmp_path):
     """A warehouse with what the derived gates read, all good: three customers with orders, scored and featured;
     a plan of two campaigns; its test group delivered."""
-    from orchestration.resources import WarehouseResource
+    from orchestration.resources import DuckDBWarehouseResource
 
     path = tmp_path / "warehouse.duckdb"
     ids = ["C1", "C2", "C3"]
@@ -130,7 +130,7 @@ def warehouse(tmp_path):
             }
         )
         _create(connection, "campaigns.campaign_deliveries", deliveries)
-    return WarehouseResource(path=str(path))
+    return DuckDBWarehouseResource(path=str(path))
 
 
 def _create(connection, table: str, frame: pd.DataFrame) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from orchestration.queries import DECISIONS_TABLE, PLAN_CAMPAIGNS_TABLE
 from orchestration.reports import baseline_policies_true_profit
-from orchestration.resources import WarehouseResource
+from orchestration.resources import DuckDBWarehouseResource
 
 OFFERS = pd.DataFrame(
     {"offer_id": ["retain_voucher", "winback_voucher"], "contact_cost": [0.5, 0.5], "incentive_cost": [10.0, 15.0]}
@@ -27,7 +27,7 @@ def test_baselines_use_the_eligible_customers_and_the_campaign_budget(tmp_path) 
 
     world = SimulatedWorld(tmp_path / "world", seed=3, n_customers=400)
     ids = [f"C{i:07d}" for i in range(1, 201)]
-    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     decisions = pd.DataFrame(
         {
             "campaign_id": "2025-02-retention",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
@@ -41,9 +42,10 @@ from test_dbt_warehouse import (
 )
 
 from orchestration import queries
+from orchestration.privacy import ERASURES_TABLE, forget
 from orchestration.raw_tables import warehouse_columns
 from orchestration.resources.spark import SparkWarehouseResource, spark_sql
-from orchestration.resources.warehouse import WarehouseResource
+from orchestration.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
 from orchestration.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
 from orchestration.spark_warehouse import main as load_sources_main
 
@@ -407,11 +409,11 @@ def test_a_stage_query_becomes_spark_sql_with_its_parameters_in_place() -> None:
 
 
 def duckdb_warehouse(builds: Builds) -> WarehouseResource:
-    return WarehouseResource(path=str(builds.database))
+    return DuckDBWarehouseResource(path=str(builds.database))
 
 
-def spark_warehouse() -> SparkWarehouseResource:
-    return SparkWarehouseResource(target="spark")
+def spark_warehouse(builds: Builds) -> SparkWarehouseResource:
+    return SparkWarehouseResource(crm_home=str(builds.database.parent), target="spark")
 
 
 def assert_same_frame(name: str, duckdb_frame: pd.DataFrame, spark_frame: pd.DataFrame, ordered: bool) -> None:
@@ -447,12 +449,12 @@ STAGE_READS = {
 @pytest.mark.parametrize("read", sorted(STAGE_READS))
 def test_a_stage_read_returns_the_same_frame_on_spark(builds: Builds, read: str) -> None:
     run, ordered = STAGE_READS[read]
-    assert_same_frame(read, run(duckdb_warehouse(builds)), run(spark_warehouse()), ordered)
+    assert_same_frame(read, run(duckdb_warehouse(builds)), run(spark_warehouse(builds)), ordered)
 
 
 @pytest.mark.slow
 def test_a_table_missing_on_both_engines_reads_as_missing(builds: Builds) -> None:
-    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse(builds)):
         assert warehouse.table_exists("campaigns.campaign_plan")
         assert not warehouse.table_exists(queries.DELIVERIES_TABLE)
         assert queries.delivered_campaigns(warehouse, MONTH_1) == []
@@ -475,7 +477,7 @@ def test_writing_a_month_on_spark_replaces_that_month_only_as_on_duckdb(builds: 
     plan = queries.plan_designed_in(duckdb_warehouse(builds), MONTH_1)
     customers = sorted(plan["customer_id"].unique())[:6]
     results = {}
-    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse(builds)):
         warehouse.replace_rows(table, scores_of(MONTH_1, customers, 0.1), {"as_of_month": pd.Timestamp(MONTH_1)})
         warehouse.replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": pd.Timestamp(MONTH_2)})
         # a re-run of month 1 with fewer customers and other scores: month 1 is replaced, month 2 untouched
@@ -483,19 +485,19 @@ def test_writing_a_month_on_spark_replaces_that_month_only_as_on_duckdb(builds: 
         warehouse.ensure_table(table, {"uplift": "double"})
         warehouse.append_rows(table, scores_of(date(2025, 3, 1), customers[:1], 0.9).assign(uplift=0.25))
         results[type(warehouse).__name__] = warehouse.query(f"select * from {table} order by as_of_month, customer_id")
-    duckdb_rows, spark_rows = results["WarehouseResource"], results["SparkWarehouseResource"]
+    duckdb_rows, spark_rows = results["DuckDBWarehouseResource"], results["SparkWarehouseResource"]
     assert duckdb_rows.groupby("as_of_month").size().tolist() == [4, 6, 1]
     assert duckdb_rows.loc[0, "churn_probability"] == pytest.approx(0.2)
     assert_same_frame(table, duckdb_rows, spark_rows, ordered=True)
     with pytest.raises(ValueError, match="every row must have as_of_month"):
-        spark_warehouse().replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": MONTH_1})
+        spark_warehouse(builds).replace_rows(table, scores_of(MONTH_2, customers, 0.5), {"as_of_month": MONTH_1})
 
 
 @pytest.mark.slow
 def test_outcomes_joined_to_design_time_scores_are_the_same_on_spark(builds: Builds) -> None:
     """The measure and improve stages' read: outcomes with the scores of the design month (`* exclude`)."""
     results = []
-    for warehouse in (duckdb_warehouse(builds), spark_warehouse()):
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse(builds)):
         plan = queries.plan_for_delivery(warehouse, MONTH_1)
         outcomes = plan[["campaign_id", "customer_id", "group", "delivery_month", "designed_in_month"]].assign(
             orders=range(len(plan))
@@ -507,3 +509,41 @@ def test_outcomes_joined_to_design_time_scores_are_the_same_on_spark(builds: Bui
     assert len(results[0]) == len(queries.plan_for_delivery(duckdb_warehouse(builds), MONTH_1))
     assert "churn_probability" in results[0] and "as_of_month" not in results[0]
     assert_same_frame("measured_outcomes_with_features", *results, ordered=True)
+
+
+def without_token(frame: pd.DataFrame, token: str) -> pd.DataFrame:
+    return frame.replace(token, "<token>")
+
+
+@pytest.mark.slow
+def test_forgetting_a_customer_on_spark_erases_what_it_erases_on_duckdb(builds: Builds, tmp_path: Path) -> None:
+    """`crm-loop forget` through the warehouse resource: the same rows anonymised on both engines, the erasure
+    recorded, and the snapshot marts still partitioned by month for dbt's next insert_overwrite. (Last in the
+    module: it changes both warehouses.)"""
+    orders = builds.duckdb_rows("marts.fct_orders")
+    customer = str(orders["customer_id"].value_counts().index[0])
+    held_orders = int((builds.duckdb_rows("raw.orders")["customer_id"] == customer).sum())
+    compared = ["raw.customers", "raw.orders", "marts.dim_customers", "marts.fct_orders", "marts.customer_rfm"]
+    erased, tables = {}, {}
+    for warehouse in (duckdb_warehouse(builds), spark_warehouse(builds)):
+        engine = warehouse.engine
+        home = tmp_path / engine
+        erasure = forget(warehouse, customer, home=home, exports_dir=home / "exports", requested_by="test")
+        again = forget(warehouse, customer, home=home, exports_dir=home / "exports", requested_by="test")
+        assert again.already_forgotten and again.token == erasure.token and not sum(again.rows_by_table.values())
+        recorded = warehouse.query(f"select token, rows_anonymised from {ERASURES_TABLE} order by erased_at")
+        assert recorded["token"].tolist() == [erasure.token] * 2
+        assert json.loads(recorded["rows_anonymised"].iloc[0]) == erasure.rows_by_table
+        erased[engine] = erasure.rows_by_table
+        tables[engine] = {
+            table: without_token(warehouse.query(f"select * from {table}"), erasure.token) for table in compared
+        }
+        assert not warehouse.query("select * from raw.orders where customer_id = ?", [customer]).shape[0]
+    assert erased["duckdb"] == erased["spark"]
+    assert erased["duckdb"]["raw.orders"] == held_orders > 0
+    for table in compared:
+        duckdb_rows, spark_rows = tables["duckdb"][table], tables["spark"][table]
+        assert (duckdb_rows == "<token>").any().any(), f"{table}: the customer's rows are not under the token"
+        assert_same_rows(table, list(duckdb_rows.columns), duckdb_rows, spark_rows)
+    partitions = [c.name for c in builds.spark.catalog.listColumns("customer_rfm", "marts") if c.isPartition]
+    assert partitions == ["as_of_month"]

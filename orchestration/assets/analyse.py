@@ -49,12 +49,12 @@ class ChurnConfig(Config):
 # ------------------------------------------------------------------------------------------------ helpers
 def model_dir(warehouse: WarehouseResource, model: str, month: date) -> Path:
     """``$CRM_HOME/artefacts/<model>/<YYYY-MM>`` (the warehouse file lives in ``$CRM_HOME``)."""
-    return artefact_dir(Path(warehouse.path).parent, model, month)
+    return artefact_dir(warehouse.home, model, month)
 
 
 def snapshots_dir(warehouse: WarehouseResource) -> Path:
     """``$CRM_HOME/snapshots``: one folder of monthly customer snapshots per cycle month."""
-    return Path(warehouse.path).parent / "snapshots"
+    return warehouse.home / "snapshots"
 
 
 def snapshot_store(warehouse: WarehouseResource, month: date, orders: pd.DataFrame) -> SnapshotStore:

@@ -25,7 +25,7 @@ CHART_KINDS = {"duckdb", "matplotlib"}
 
 def chart_path(warehouse: WarehouseResource, month: date, name: str) -> Path:
     """``$CRM_HOME/reports/charts/<YYYY-MM>/<name>.png`` (the warehouse file lives in ``$CRM_HOME``)."""
-    return Path(warehouse.path).parent / "reports" / "charts" / f"{month:%Y-%m}" / f"{name}.png"
+    return warehouse.home / "reports" / "charts" / f"{month:%Y-%m}" / f"{name}.png"
 
 
 def chart_metadata(png: bytes, path: Path, title: str) -> dict:

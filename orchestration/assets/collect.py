@@ -7,8 +7,6 @@ gates of orchestration/gates.py then validate the month against the suites in ex
 everything downstream and puts the rejected rows, with the rule each breaks, in `quarantine.<table>`.
 """
 
-from pathlib import Path
-
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
@@ -99,7 +97,7 @@ def collect_raw_tables(context: AssetExecutionContext, source: SourceResource, w
     deliveries = source.extract(month, with_history=with_history)
     collected_at = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")
     forgotten = forgotten_customers(warehouse)
-    key = erasure_key(Path(warehouse.path).parent) if forgotten else b""
+    key = erasure_key(warehouse.home) if forgotten else b""
     warehouse.ensure_table(PLAN_TABLE, PLAN_SCHEMA)
     warehouse.ensure_table(DELIVERY_LOG, DELIVERY_LOG_SCHEMA)
     log = pd.concat(

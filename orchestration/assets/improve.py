@@ -33,7 +33,7 @@ CALIBRATION_EVIDENCE_SCHEMA = {
 
 
 def policy_dir(warehouse: WarehouseResource, month_key: str) -> Path:
-    return Path(warehouse.path).parent / "artefacts" / "targeting_policy" / month_key[:7]
+    return warehouse.home / "artefacts" / "targeting_policy" / month_key[:7]
 
 
 def previous_policies(warehouse: WarehouseResource, month) -> dict | None:

@@ -1,7 +1,5 @@
 """Measure: compare test and control of the campaigns delivered at the start of the month."""
 
-from pathlib import Path
-
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -159,7 +157,7 @@ def campaign_results(context: AssetExecutionContext, warehouse: WarehouseResourc
         metadata["incremental_profit_total"] = float(results["incremental_profit"].sum())
         metadata["sample_ratio_mismatch_campaigns"] = int((results["srm_p_value"] < 0.001).sum())
         png = lift_chart_png(results, segments, title=f"Campaigns delivered {month:%Y-%m}")
-        path = Path(warehouse.path).parent / "reports" / "lift" / f"{month:%Y-%m}.png"
+        path = warehouse.home / "reports" / "lift" / f"{month:%Y-%m}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png)
         metadata["lift_chart"] = MetadataValue.md(markdown_image(png, "uplift per campaign and segment"))

@@ -19,6 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
 from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
 from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
+from orchestration.dbt_in_process import InProcessDbt
 from orchestration.dbt_row_counts import with_row_counts
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -108,8 +109,11 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
     dbt data tests with severity `error` are blocking asset checks: a failure stops everything downstream.
     Tables get their row count, column schema and column-level lineage as metadata.
     """
-    os.environ["CRM_WAREHOUSE"] = warehouse.path  # read by dbt_project/profiles.yml in the dbt subprocess
     months = sorted(context.partition_keys)
+    if warehouse.engine != "duckdb":
+        yield from build_in_process(context, warehouse, months)
+        return
+    os.environ["CRM_WAREHOUSE"] = warehouse.path  # read by dbt_project/profiles.yml in the dbt subprocess
     with warehouse_lock(warehouse.file, f"dbt build {months[0]}..{months[-1]}"):
         try:
             # The project version reads the raw tables' columns: before dbt opens the warehouse for writing.
@@ -131,11 +135,26 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
             release_dbt_adapter()
 
 
+def build_in_process(context: AssetExecutionContext, warehouse: WarehouseResource, months: list[str]):
+    """The same builds on an engine that admits one process (Spark): dbt runs in this process, on the session the
+    warehouse resource holds (orchestration.dbt_in_process). Tables get their row counts; the column schema and
+    lineage, which dagster-dbt reads through a second adapter connection, are recorded on DuckDB only."""
+    dbt = InProcessDbt(warehouse.dbt_target, warehouse.home / "dbt" / warehouse.dbt_target)
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    translator = WarehouseTranslator()
+    with warehouse_lock(warehouse.lock_file, f"dbt build {months[0]}..{months[-1]}"):
+        version = _project_version(warehouse)
+        for month in months[:-1]:
+            context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
+            for _ in dbt.build(dbt_build_arguments(month), version, context, manifest, translator, report=False):
+                pass
+        events = dbt.build(dbt_build_arguments(months[-1]), version, context, manifest, translator)
+        yield from with_row_counts(events, manifest, warehouse)
+
+
 def _project_version(warehouse: WarehouseResource) -> str:
     """The version of the dbt project and of the raw tables it reads, for ColumnMetadataStore."""
-    raw_columns = warehouse.query(
-        "select table_name, column_name, data_type from information_schema.columns where table_schema = 'raw'"
-    )
+    raw_columns = warehouse.table_columns("raw")[["table_name", "column_name", "data_type"]]
     return project_version(dbt_project.manifest_path, raw_columns.itertuples(index=False))
 
 

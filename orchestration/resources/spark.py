@@ -16,6 +16,7 @@ from its other rows and the new ones, through a staging table.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -27,10 +28,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlglot
-from dagster import ConfigurableResource
 from sqlglot import expressions
 
-from orchestration.resources.warehouse import check_rows_in_range, check_rows_match
+from orchestration.resources.lock import warehouse_lock
+from orchestration.resources.warehouse import (
+    TABLE_COLUMNS,
+    WarehouseResource,
+    check_assignments,
+    check_rows_in_range,
+    check_rows_match,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,6 +57,9 @@ SPARK_TYPES = {
 
 
 PARAMETER_NAME = "crm_parameter_{}"
+
+# The warehouse locks this process holds for its Spark session, per lock file (released when the process exits).
+_SESSION_LOCKS: dict[str, contextlib.ExitStack] = {}
 
 
 @lru_cache(maxsize=512)
@@ -116,49 +126,95 @@ def _as_duckdb_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**converted) if converted else frame
 
 
-class SparkWarehouseResource(ConfigurableResource):
+class SparkWarehouseResource(WarehouseResource):
     """Reads and writes the warehouse in Spark: the Spark implementation of the warehouse the Python stages use.
 
-    `target` names the dbt target (of method `session`) whose Spark configuration the session is opened with.
+    `target` names the dbt target (of method `session`) whose Spark configuration the session is opened with;
+    `crm_home` is $CRM_HOME, where the loop keeps its files beside the warehouse. Spark's Parquet tables have no
+    transactions: `transaction()` groups nothing, and each table is rewritten in one swap (see `_swap`).
     """
 
+    crm_home: str
     target: str = "spark"
 
-    def session(self) -> SparkSession:
+    @property
+    def engine(self) -> str:
+        return "spark"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.crm_home)
+
+    @property
+    def lock_file(self) -> Path:
+        return self.home / "spark.metastore"
+
+    @property
+    def dbt_target(self) -> str:
+        return self.target
+
+    def spark(self) -> SparkSession:
+        """The process's Spark session (opened with the dbt target's configuration when none is).
+
+        A local session's Derby metastore admits one process: the session is opened under the warehouse lock
+        (`lock_file`), which this process then keeps until it exits, so that another process waits for it and
+        then fails with a message naming the holder rather than with Derby's.
+        """
+        from pyspark.sql import SparkSession
+
         from orchestration.spark_warehouse import open_spark, spark_session_parameters
 
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return active
+        key = str(self.lock_file)
+        if key not in _SESSION_LOCKS:
+            lock = contextlib.ExitStack()
+            lock.enter_context(warehouse_lock(self.lock_file, "Spark session"))
+            _SESSION_LOCKS[key] = lock
         return open_spark(spark_session_parameters(self.target))
 
     def _frame(self, sql: str, parameters: Sequence[Any] = ()) -> DataFrame:
-        return self.session().sql(spark_sql(sql, parameters))
+        return self.spark().sql(spark_sql(sql, parameters))
 
-    def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
+    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame:
         result = self._frame(sql, parameters or [])
         return _as_duckdb_frame(result.toArrow().to_pandas(date_as_object=False))
 
     def table_exists(self, table: str) -> bool:
-        return self.session().catalog.tableExists(table)
+        return self.spark().catalog.tableExists(table)
+
+    def table_columns(self, schema: str | None = None) -> pd.DataFrame:
+        """Every column of every table (not views) of the metastore, from Spark's catalog."""
+        spark = self.spark()
+        schemas = [schema] if schema is not None else sorted(d.name for d in spark.catalog.listDatabases())
+        rows = []
+        for database in schemas:
+            if not spark.catalog.databaseExists(database):
+                continue
+            for table in sorted(spark.catalog.listTables(database), key=lambda t: t.name):
+                if table.isTemporary or table.tableType == "VIEW":
+                    continue
+                for column in spark.catalog.listColumns(table.name, database):
+                    rows.append((database, table.name, column.name, column.dataType))
+        return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
     def _columns(self, table: str) -> list[str]:
-        return list(self.session().table(table).columns)
+        return list(self.spark().table(table).columns)
 
     def _incoming(self, frame: pd.DataFrame, staging: Path) -> DataFrame:
         """`frame` as a Spark frame, through Parquet: text stays text and timestamps stay wall-clock times
         (timestamp_ntz), as the loader types the raw tables."""
         file = staging / "incoming.parquet"
         frame.reset_index(drop=True).to_parquet(file, index=False)
-        return self.session().read.parquet(str(file))
+        return self.spark().read.parquet(str(file))
 
     def _rewrite(self, table: str, frame: pd.DataFrame, keep_sql: str | None, keep_parameters: Sequence[Any]) -> int:
-        """Rewrite `table` as its rows satisfying `keep_sql` plus `frame`; creates schema and table on first use.
-        `keep_sql` None: no existing row is kept.
-
-        The rows are written to `<table>__next`, which then replaces the table (no table format gives Spark an
-        atomic delete here): a failure between the drop and the rename leaves every row in `<table>__next`.
-        The cost grows with the table, not with the month written."""
+        """Rewrite `table` as its rows satisfying `keep_sql` plus `frame` (through `_swap`); creates schema and
+        table on first use. `keep_sql` None: no existing row is kept."""
         from pyspark.sql import functions
 
-        spark = self.session()
+        spark = self.spark()
         schema, _ = table.split(".")
         spark.sql(f"create database if not exists `{schema}`")
         with tempfile.TemporaryDirectory(prefix="crm-spark-write-") as staging:
@@ -180,13 +236,24 @@ class SparkWarehouseResource(ConfigurableResource):
                 ]
             )
             kept = existing.where(spark_sql(keep_sql, keep_parameters)) if keep_sql else None
-            rows = aligned if kept is None else kept.unionByName(aligned)
-            next_table = f"{table}__next"
-            spark.sql(f"drop table if exists {next_table}")
-            rows.write.format("parquet").saveAsTable(next_table)
-            spark.sql(f"drop table {table}")
-            spark.sql(f"alter table {next_table} rename to {table}")
+            self._swap(table, aligned if kept is None else kept.unionByName(aligned))
         return len(frame)
+
+    def _swap(self, table: str, rows: DataFrame) -> None:
+        """Replace `table` by `rows` (which may read `table` itself): `rows` are written to `<table>__next`, which
+        then replaces the table. No table format gives Spark an atomic delete here: a failure between the drop
+        and the rename leaves every row in `<table>__next`. The cost grows with the table."""
+        spark = self.spark()
+        schema, name = table.split(".")
+        partitions = [column.name for column in spark.catalog.listColumns(name, schema) if column.isPartition]
+        next_table = f"{table}__next"
+        spark.sql(f"drop table if exists {next_table}")
+        # Partitioned as before: dbt's insert_overwrite of a month replaces that month's partition only.
+        rows.select(*[c for c in rows.columns if c not in partitions], *partitions).write.format("parquet").partitionBy(
+            *partitions
+        ).saveAsTable(next_table)
+        spark.sql(f"drop table {table}")
+        spark.sql(f"alter table {next_table} rename to {table}")
 
     def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int:
         """Replace the rows of `table` matching `where` (e.g. one month) with `frame`: re-running a month rewrites
@@ -206,7 +273,7 @@ class SparkWarehouseResource(ConfigurableResource):
         """Append rows (creating the table on first use)."""
         from pyspark.sql import functions
 
-        spark = self.session()
+        spark = self.spark()
         if not spark.catalog.tableExists(table):
             return self._rewrite(table, frame, None, [])
         with tempfile.TemporaryDirectory(prefix="crm-spark-write-") as staging:
@@ -225,7 +292,7 @@ class SparkWarehouseResource(ConfigurableResource):
 
     def ensure_table(self, table: str, columns: Mapping[str, str]) -> None:
         """Create `table` with `columns` (name -> DuckDB SQL type) if it does not exist; add any column it lacks."""
-        spark = self.session()
+        spark = self.spark()
         schema, _ = table.split(".")
         spark.sql(f"create database if not exists `{schema}`")
         definitions = ", ".join(f"`{name}` {spark_type(sql_type)}" for name, sql_type in columns.items())
@@ -235,6 +302,31 @@ class SparkWarehouseResource(ConfigurableResource):
         if missing:
             added = ", ".join(f"`{name}` {spark_type(sql_type)}" for name, sql_type in missing.items())
             spark.sql(f"alter table {table} add columns ({added})")
+
+    def update_rows(
+        self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
+    ) -> int:
+        """As on DuckDB; Spark's Parquet tables have no UPDATE: the table is rewritten with the assigned columns
+        computed for the rows where `where` holds (`_swap`), when any row does."""
+        check_assignments(table, assignments)
+        condition = f"coalesce(({where}), false)"
+        changed = int(self.query(f"select count(*) as n from {table} where {condition}", parameters)["n"].iloc[0])
+        if not changed:
+            return 0
+        spark = self.spark()
+        types = dict(spark.table(table).dtypes)
+        unknown = [column for column in assignments if column not in types]
+        if unknown:
+            raise ValueError(f"{table}: no column {', '.join(unknown)}")
+        selected, values = [], []
+        for column in types:
+            if column in assignments:
+                selected.append(f'case when {condition} then {assignments[column]} else "{column}" end as "{column}"')
+                values.extend(parameters)
+            else:
+                selected.append(f'"{column}"')
+        self._swap(table, self._frame(f"select {', '.join(selected)} from {table}", values))
+        return changed
 
 
 def spark_type(sql_type: str) -> str:

@@ -1,10 +1,17 @@
-"""The warehouse the Python stages read and write, and its DuckDB implementation as a Dagster resource
-(short-lived connections under the warehouse lock). The Spark implementation is
-orchestration.resources.spark.SparkWarehouseResource."""
+"""The warehouse the Python stages read and write: one Dagster resource with a DuckDB implementation (the embedded
+default, below) and a Spark one (orchestration.resources.spark.SparkWarehouseResource).
+
+Every stage speaks DuckDB's SQL dialect with `?` parameters and gets pandas frames with DuckDB's column types,
+whatever the engine; writes replace the rows of one month (or a range of months), so a re-run never duplicates
+rows. The DuckDB warehouse opens a short-lived connection per call under the warehouse lock, so that dbt (a
+subprocess) can open the same file between Python steps of one run; `session()` keeps one connection for a block
+of calls (a gate's several reads) and `transaction()` makes a block of writes atomic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,15 +22,18 @@ from dagster import ConfigurableResource, InitResourceContext
 
 from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
 
+#: Columns of `table_columns`: one row per column of every base table.
+TABLE_COLUMNS = ["table_schema", "table_name", "column_name", "data_type"]
+
 
 class Warehouse(Protocol):
-    """The warehouse as the Python stages use it, whatever the engine: queries in DuckDB's SQL dialect with `?`
-    parameters, answered as pandas frames with DuckDB's column types, and writes that replace the rows of one
-    month (or a range of months) so that a re-run never duplicates rows."""
+    """The warehouse as the plain-library functions use it (the methods of `WarehouseResource`)."""
 
-    def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame: ...
+    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame: ...
 
     def table_exists(self, table: str) -> bool: ...
+
+    def table_columns(self, schema: str | None = None) -> pd.DataFrame: ...
 
     def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int: ...
 
@@ -32,6 +42,10 @@ class Warehouse(Protocol):
     def append_rows(self, table: str, frame: pd.DataFrame) -> int: ...
 
     def ensure_table(self, table: str, columns: Mapping[str, str]) -> None: ...
+
+    def update_rows(
+        self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
+    ) -> int: ...
 
 
 def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> None:
@@ -53,20 +67,81 @@ def check_rows_in_range(table: str, frame: pd.DataFrame, column: str, first: Any
         raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
 
 
-class WarehouseResource(ConfigurableResource):
-    """Reads and writes the warehouse file.
+def check_assignments(table: str, assignments: Mapping[str, str]) -> None:
+    if not assignments:
+        raise ValueError(f"{table}: an update needs at least one column to set")
 
-    Connections are opened per call and closed at once, so that dbt (a subprocess) can open the same file
-    between Python steps of one run.
+
+class WarehouseResource(ConfigurableResource):
+    """The warehouse as a Dagster resource, whatever the engine (bind `DuckDBWarehouseResource` or
+    `SparkWarehouseResource` to the key `warehouse`).
+
+    Reads are queries in DuckDB's dialect (`?` parameters) answered as pandas frames with DuckDB's column types
+    (decimals as float64, dates and timestamps as datetime64[us]). Writes replace the rows of a month, or of a
+    range of months, so that re-running a month rewrites that month only.
     """
 
-    path: str
-    lock_timeout_seconds: float = 600.0
+    # ----------------------------------------------------------------------------------- where it lives
+    @property
+    def engine(self) -> str:
+        raise NotImplementedError
 
     @property
-    def file(self) -> Path:
-        return Path(self.path)
+    def home(self) -> Path:
+        """$CRM_HOME: the folder of the loop's files beside the warehouse (artefacts, reports, snapshots)."""
+        raise NotImplementedError
 
+    @property
+    def lock_file(self) -> Path:
+        """The path whose OS-level lock (orchestration.resources.lock) guards the warehouse's writers."""
+        raise NotImplementedError
+
+    @property
+    def dbt_target(self) -> str:
+        """The target of dbt_project/profiles.yml that builds this warehouse."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------- the interface
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one connection to the warehouse for the calls of the block."""
+        yield
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The block's writes all land or none does, where the engine can promise it."""
+        yield
+
+    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def table_exists(self, table: str) -> bool:
+        raise NotImplementedError
+
+    def table_columns(self, schema: str | None = None) -> pd.DataFrame:
+        """Every column of every base table (of `schema`), as `TABLE_COLUMNS`, in table and column order."""
+        raise NotImplementedError
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int:
+        raise NotImplementedError
+
+    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int:
+        raise NotImplementedError
+
+    def append_rows(self, table: str, frame: pd.DataFrame) -> int:
+        raise NotImplementedError
+
+    def ensure_table(self, table: str, columns: Mapping[str, str]) -> None:
+        raise NotImplementedError
+
+    def update_rows(
+        self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
+    ) -> int:
+        """Set `assignments` (column -> SQL expression of the row's columns, without parameters) on the rows of
+        `table` where `where` holds (a condition whose `?` take `parameters`); returns the rows changed."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------- run bookkeeping
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """At the start of every run: mark the runs whose process died as failed (freeing their concurrency
         slots), record this run's process in its tags, and name the run in the warehouse lock when this
@@ -81,8 +156,54 @@ class WarehouseResource(ConfigurableResource):
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         name_current_run(None)
 
+
+# The DuckDB connection a thread holds open for a `session()` block, per warehouse file, and whether a
+# transaction is open on it.
+_open_connections = threading.local()
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    """The warehouse in one DuckDB file (the embedded default).
+
+    Connections are opened per call and closed at once (or held for a `session()` block), so that dbt (a
+    subprocess) can open the same file between Python steps of one run.
+    """
+
+    path: str
+    lock_timeout_seconds: float = 600.0
+
+    @property
+    def engine(self) -> str:
+        return "duckdb"
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def home(self) -> Path:
+        return self.file.parent
+
+    @property
+    def lock_file(self) -> Path:
+        return self.file
+
+    @property
+    def dbt_target(self) -> str:
+        return "dev"
+
+    def _held(self) -> dict[str, list]:
+        if not hasattr(_open_connections, "by_file"):
+            _open_connections.by_file = {}
+        return _open_connections.by_file
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection under the warehouse lock: the session's when a `session()` block holds one."""
+        held = self._held().get(str(self.file.resolve()))
+        if held is not None:
+            yield held[0]
+            return
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with warehouse_lock(self.file, "warehouse access", self.lock_timeout_seconds):
             connection = duckdb.connect(str(self.file))
@@ -91,18 +212,80 @@ class WarehouseResource(ConfigurableResource):
             finally:
                 connection.close()
 
-    def query(self, sql: str, parameters: list[Any] | None = None) -> pd.DataFrame:
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        key = str(self.file.resolve())
+        if key in self._held():
+            yield
+            return
         with self.connect() as connection:
-            return connection.execute(sql, parameters or []).df()
+            self._held()[key] = [connection, False]
+            try:
+                yield
+            finally:
+                del self._held()[key]
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection and one transaction for the block (a block inside another is part of it)."""
+        with self.session(), self.connect() as connection:
+            state = self._held()[str(self.file.resolve())]
+            if state[1]:
+                yield connection
+                return
+            connection.execute("begin transaction")
+            state[1] = True
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("rollback")
+                raise
+            else:
+                connection.execute("commit")
+            finally:
+                state[1] = False
+
+    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as connection:
+            return connection.execute(sql, list(parameters or [])).df()
 
     def table_exists(self, table: str) -> bool:
         schema, name = table.split(".")
-        with self.connect() as connection:
-            found = connection.execute(
-                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                [schema, name],
-            ).fetchone()
-        return bool(found and found[0])
+        found = self.query(
+            "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, name],
+        )
+        return bool(found["n"].iloc[0])
+
+    def table_columns(self, schema: str | None = None) -> pd.DataFrame:
+        return self.query(
+            """
+            select c.table_schema, c.table_name, c.column_name, c.data_type
+            from information_schema.columns as c
+            join information_schema.tables as t using (table_catalog, table_schema, table_name)
+            where t.table_type = 'BASE TABLE' and (? is null or c.table_schema = ?)
+            order by c.table_schema, c.table_name, c.ordinal_position
+            """,
+            [schema, schema],
+        )[TABLE_COLUMNS]
+
+    def _insert(self, connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+        """Insert `frame` by column name, creating the schema and the table (from the frame) on first use."""
+        schema, _ = table.split(".")
+        connection.execute(f'create schema if not exists "{schema}"')
+        connection.register("incoming_rows", frame)
+        try:
+            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
+            connection.execute(f"insert into {table} by name select * from incoming_rows")
+        finally:
+            connection.unregister("incoming_rows")
+
+    def _replace(self, table: str, frame: pd.DataFrame, predicate: str, parameters: list) -> int:
+        with self.transaction() as connection:
+            if self.table_exists(table):
+                connection.execute(f"delete from {table} where {predicate}", parameters)
+            self._insert(connection, table, frame)
+        return len(frame)
 
     def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int:
         """Replace the rows of `table` matching `where` (e.g. one month) with `frame`, atomically.
@@ -110,29 +293,25 @@ class WarehouseResource(ConfigurableResource):
         Creates the schema and table from the frame's columns on first use. Re-running a month therefore
         rewrites that month only and never duplicates rows.
         """
-        schema, _ = table.split(".")
         check_rows_match(table, frame, where)
         predicate = " and ".join(f'"{column}" = ?' for column in where)
-        with self.connect() as connection:
-            connection.execute("begin transaction")
-            connection.execute(f'create schema if not exists "{schema}"')
-            connection.register("incoming_rows", frame)
-            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
-            connection.execute(f"delete from {table} where {predicate}", list(where.values()))
-            connection.execute(f"insert into {table} by name select * from incoming_rows")
-            connection.unregister("incoming_rows")
-            connection.execute("commit")
-        return len(frame)
+        return self._replace(table, frame, predicate, list(where.values()))
+
+    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int:
+        """Replace the rows of `table` whose `column` lies in [first, last] with `frame`, atomically.
+
+        `first` None means no lower bound. Every row of `frame` must lie in the range. For a run that owns
+        several months (the history a first partition loads); `replace_rows` covers one value.
+        """
+        check_rows_in_range(table, frame, column, first, last)
+        if first is None:
+            return self._replace(table, frame, f'"{column}" <= ?', [last])
+        return self._replace(table, frame, f'"{column}" between ? and ?', [first, last])
 
     def append_rows(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows (creating the table on first use)."""
-        schema, _ = table.split(".")
         with self.connect() as connection:
-            connection.execute(f'create schema if not exists "{schema}"')
-            connection.register("incoming_rows", frame)
-            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
-            connection.execute(f"insert into {table} by name select * from incoming_rows")
-            connection.unregister("incoming_rows")
+            self._insert(connection, table, frame)
         return len(frame)
 
     def ensure_table(self, table: str, columns: Mapping[str, str]) -> None:
@@ -143,31 +322,17 @@ class WarehouseResource(ConfigurableResource):
         """
         schema, _ = table.split(".")
         definitions = ", ".join(f'"{name}" {sql_type}' for name, sql_type in columns.items())
-        with self.connect() as connection:
-            connection.execute("begin transaction")
+        with self.transaction() as connection:
             connection.execute(f'create schema if not exists "{schema}"')
             connection.execute(f"create table if not exists {table} ({definitions})")
             for name, sql_type in columns.items():
                 connection.execute(f'alter table {table} add column if not exists "{name}" {sql_type}')
-            connection.execute("commit")
 
-    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int:
-        """Replace the rows of `table` whose `column` lies in [first, last] with `frame`, atomically.
-
-        `first` None means no lower bound. Every row of `frame` must lie in the range. For a run that owns
-        several months (the history a first partition loads); `replace_rows` covers one value.
-        """
-        check_rows_in_range(table, frame, column, first, last)
-        predicate = f'"{column}" <= ?' if first is None else f'"{column}" between ? and ?'
-        bounds = [last] if first is None else [first, last]
-        schema, _ = table.split(".")
+    def update_rows(
+        self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
+    ) -> int:
+        check_assignments(table, assignments)
+        settings = ", ".join(f'"{column}" = {expression}' for column, expression in assignments.items())
         with self.connect() as connection:
-            connection.execute("begin transaction")
-            connection.execute(f'create schema if not exists "{schema}"')
-            connection.register("incoming_rows", frame)
-            connection.execute(f"create table if not exists {table} as select * from incoming_rows limit 0")
-            connection.execute(f"delete from {table} where {predicate}", bounds)
-            connection.execute(f"insert into {table} by name select * from incoming_rows")
-            connection.unregister("incoming_rows")
-            connection.execute("commit")
-        return len(frame)
+            changed = connection.execute(f"update {table} set {settings} where {where}", list(parameters)).fetchall()
+        return int(changed[0][0]) if changed else 0

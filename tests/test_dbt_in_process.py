@@ -1,0 +1,67 @@
+"""dbt run inside the Dagster process (orchestration.dbt_in_process), as the loop runs it on Spark: its events
+become the Dagster events a dbt subprocess's would, and a failing build stops with the failing nodes named.
+
+Run here on the DuckDB target over the tiny world of tests/test_dbt_warehouse.py: the class is the same for any
+target, and DuckDB starts in milliseconds (tests/test_spark_loop.py runs it on Spark inside the loop).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization
+from test_dbt_warehouse import MONTH_1, make_raw_world, write_raw
+
+from orchestration.assets.warehouse import WarehouseTranslator, dbt_build_arguments, dbt_project
+from orchestration.dbt_in_process import DbtBuildFailed, InProcessDbt
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny world's raw tables in a DuckDB file, the dbt profile's `dev` target pointed at it."""
+    database = tmp_path / "warehouse.duckdb"
+    write_raw(database, make_raw_world())
+    monkeypatch.setenv("CRM_WAREHOUSE", str(database))
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    return database
+
+
+@pytest.fixture
+def dbt(database: Path, tmp_path: Path) -> InProcessDbt:
+    return InProcessDbt("dev", tmp_path / "dbt")
+
+
+def build(dbt: InProcessDbt, command: list[str], events: list | None = None) -> list:
+    """The Dagster events of `dbt <command>` (appended to `events` as they come, when given)."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    events = [] if events is None else events
+    for event in dbt.build(command, "test", None, manifest, WarehouseTranslator()):
+        events.append(event)
+    return events
+
+
+def test_a_build_in_process_reports_each_model_and_each_test(dbt: InProcessDbt) -> None:
+    events = build(dbt, dbt_build_arguments(MONTH_1.isoformat()))
+    materialised = {event.asset_key for event in events if isinstance(event, AssetMaterialization)}
+    checks = [event for event in events if isinstance(event, AssetCheckEvaluation)]
+    assert AssetKey(["marts", "fct_orders"]) in materialised
+    assert AssetKey(["marts", "customer_features"]) in materialised
+    assert AssetKey(["reference", "offers"]) in materialised  # seeds too
+    assert len(checks) >= 100 and all(check.passed for check in checks)
+    assert "not_null_columns_fct_orders" in {check.check_name for check in checks}
+
+
+def test_a_failing_test_is_reported_and_stops_the_build_naming_it(dbt: InProcessDbt, database: Path) -> None:
+    build(dbt, dbt_build_arguments(MONTH_1.isoformat()))
+    with duckdb.connect(str(database)) as con:
+        first_line = "select min(order_id) from marts.fct_orders"
+        con.execute(f"update marts.fct_orders set revenue = null where order_id in ({first_line})")
+    command = ["test", "--select", "test_name:not_null_columns,fct_orders", "--vars", f"{{as_of_month: '{MONTH_1}'}}"]
+    events: list = []
+    with pytest.raises(DbtBuildFailed, match="not_null_columns_fct_orders"):
+        build(dbt, command, events)
+    failed = [event.check_name for event in events if isinstance(event, AssetCheckEvaluation) and not event.passed]
+    assert failed == ["not_null_columns_fct_orders"]
