@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from models.clv import BetaGeoNBD, bgnbd_snapshot_summary, bgnbd_view, fit_snapshot_bgnbd
 from models.features import customer_features, month_start, product_lines_up_to
@@ -120,6 +121,14 @@ class SnapshotStore:
         self._keep(snapshot)
         return snapshot
 
+    def customers(self, month: date) -> int:
+        """How many customers the snapshot of ``month`` covers: for a snapshot on disk, from its Parquet footer
+        (no rows read); otherwise from :meth:`get`."""
+        month = month_start(month)
+        if month not in self._memory and self.directory is not None and self._read_record(month) is not None:
+            return pq.ParquetFile(self._path(month) / FEATURES_FILE).metadata.num_rows
+        return len(self.get(month).features)
+
     def compute(self, months: Iterable[date]) -> None:
         """Compute and store every snapshot of ``months`` not stored yet: the same snapshots as :meth:`get`.
 
@@ -163,13 +172,20 @@ class SnapshotStore:
         shutil.rmtree(path, ignore_errors=True)
         staging.rename(path)  # a snapshot is either complete on disk or absent
 
+    def _read_record(self, month: date) -> dict | None:
+        """The stored snapshot's record (product lines, BG/NBD parameters), None when it is not stored for
+        this store's product lines."""
+        path = self._path(month) / BGNBD_FILE
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        return record if record["product_lines"] == self.product_lines else None  # else: recompute, overwrite
+
     def _read(self, month: date) -> CustomerSnapshot | None:
         path = self._path(month)
-        if not (path / BGNBD_FILE).exists():
+        record = self._read_record(month)
+        if record is None:
             return None
-        record = json.loads((path / BGNBD_FILE).read_text())
-        if record["product_lines"] != self.product_lines:
-            return None  # built for other lines: recompute (and overwrite)
         params = record["params"]
         return CustomerSnapshot(
             as_of_month=month,

@@ -61,6 +61,10 @@ def test_snapshots_computed_together_equal_those_computed_one_by_one(orders: pd.
     assert together.computed == [months[0], months[2], months[3]]
     together.compute(months)  # nothing left to compute
     assert len(together.computed) == 3
+    # Counted from the stored files (and from memory for a store without a folder), never recomputed.
+    assert [together.customers(m) for m in months] == [len(one_by_one.get(m).features) for m in months]
+    assert [one_by_one.customers(m) for m in months] == [len(one_by_one.get(m).features) for m in months]
+    assert len(together.computed) == 3 and len({together.customers(m) for m in months}) > 1
 
 
 def test_snapshot_inputs_equal_what_each_model_computes_alone(orders: pd.DataFrame) -> None:

@@ -122,7 +122,7 @@ def customer_feature_snapshots(context: AssetExecutionContext, warehouse: Wareho
             shutil.rmtree(other, ignore_errors=True)
     months = sorted({*churn_snapshot_months(month), *propensity_snapshot_months(month), month})
     store.compute(months)
-    customers = {f"{m:%Y-%m}": len(store.get(m).features) for m in months}
+    customers = {f"{m:%Y-%m}": store.customers(m) for m in months}
     return MaterializeResult(
         metadata={
             "dagster/row_count": customers[f"{month:%Y-%m}"],
