@@ -5,6 +5,9 @@ intermediate, marts, reference for seeds). After the build each table's material
 count, its column schema and its column-level lineage (dagster-dbt reads them through the dbt adapter once
 the dbt process has exited, because DuckDB admits one process); schema and lineage are computed once per
 version of the project (orchestration.dbt_column_metadata).
+
+On Spark (CRM_WAREHOUSE_ENGINE=spark) dbt runs inside the run's process, on the Spark session the Python stages
+use (orchestration.dbt_in_process): the same builds, materialisations, checks and row counts.
 """
 
 import json
