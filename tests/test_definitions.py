@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from dagster import AssetKey, Definitions
 
 STAGES = {"collect", "warehouse", "analyse", "measure", "improve", "design", "execute"}
@@ -64,3 +67,30 @@ def test_loop_job_is_monthly_and_in_process(dbt_manifest):
     assert job.partitions_def is not None
     assert job.partitions_def.get_first_partition_key() == "2025-01-01"
     assert job.executor_def.name == "in_process"
+
+
+def test_the_warehouse_engine_chooses_the_warehouse_resource(dbt_manifest, tmp_path, monkeypatch):
+    """CRM_WAREHOUSE_ENGINE binds the DuckDB file (default) or the Spark warehouse to every stage's `warehouse`;
+    the Spark tables and metastore default to $CRM_HOME/spark; any other engine is refused by name."""
+    from orchestration.definitions import build_resources
+    from orchestration.resources.spark import SparkWarehouseResource
+    from orchestration.resources.warehouse import DuckDBWarehouseResource
+    from orchestration.settings import ConfigurationError, load_settings
+
+    monkeypatch.setenv("CRM_HOME", str(tmp_path))
+    for name in ("CRM_SPARK_HOME", "CRM_WAREHOUSE_ENGINE"):  # unset here, and as before once the test is done
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    duckdb_warehouse = build_resources(load_settings())["warehouse"]
+    assert isinstance(duckdb_warehouse, DuckDBWarehouseResource)
+    assert (duckdb_warehouse.engine, duckdb_warehouse.home, duckdb_warehouse.dbt_target) == ("duckdb", tmp_path, "dev")
+
+    monkeypatch.setenv("CRM_WAREHOUSE_ENGINE", "Spark")
+    spark_warehouse = build_resources(load_settings())["warehouse"]
+    assert isinstance(spark_warehouse, SparkWarehouseResource)
+    assert (spark_warehouse.engine, spark_warehouse.home, spark_warehouse.dbt_target) == ("spark", tmp_path, "spark")
+    assert os.environ["CRM_SPARK_HOME"] == str(tmp_path / "spark")  # where the dbt profile puts the tables
+
+    monkeypatch.setenv("CRM_WAREHOUSE_ENGINE", "postgres")
+    with pytest.raises(ConfigurationError, match="CRM_WAREHOUSE_ENGINE='postgres' is not one of duckdb, spark"):
+        load_settings()

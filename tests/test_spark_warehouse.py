@@ -299,6 +299,7 @@ def test_the_sources_to_copy_are_the_dbt_projects_sources() -> None:
 def test_the_spark_target_is_local_private_and_silent(tmp_path: Path) -> None:
     parameters = spark_session_parameters(environment={"CRM_SPARK_HOME": str(tmp_path)})
     assert parameters["spark.ui.enabled"] == "false"
+    assert parameters["spark.ui.showConsoleProgress"] == "false"
     assert parameters["spark.master"].startswith("local[")
     assert parameters["spark.sql.warehouse.dir"] == f"{tmp_path}/warehouse"
     assert parameters["spark.driver.extraJavaOptions"] == f"-Dderby.system.home={tmp_path}"
