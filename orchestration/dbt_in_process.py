@@ -85,6 +85,11 @@ class InProcessDbt:
         )
         return runner.invoke([*command, *self.arguments]), events
 
+    def run(self, command: Sequence[str], version: str) -> None:
+        """Run `dbt <command>` for its effect alone; raise `DbtBuildFailed` naming the failing nodes if it failed."""
+        result, _ = self.invoke(command, version)
+        self._raise_if_failed(command, result)
+
     def build(
         self,
         command: Sequence[str],
@@ -92,17 +97,18 @@ class InProcessDbt:
         context: AssetExecutionContext,
         manifest: Mapping[str, Any],
         translator: DagsterDbtTranslator,
-        report: bool = True,
     ) -> Iterator:
-        """Run a dbt `build` and, when `report`, yield its Dagster events (as a dbt subprocess's would be), then
-        raise `DbtBuildFailed` naming the failing nodes if it failed."""
+        """Run `dbt <command>` and yield its Dagster events (as a dbt subprocess's would be), then raise
+        `DbtBuildFailed` naming the failing nodes if it failed."""
         result, events = self.invoke(command, version)
-        if report:
-            for event in events:
-                message = DbtCoreCliEventMessage(raw_event=event, event_history_metadata={})
-                yield from message.to_default_asset_events(
-                    manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=self.target_path
-                )
+        for event in events:
+            message = DbtCoreCliEventMessage(raw_event=event, event_history_metadata={})
+            yield from message.to_default_asset_events(
+                manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=self.target_path
+            )
+        self._raise_if_failed(command, result)
+
+    def _raise_if_failed(self, command: Sequence[str], result: Any) -> None:
         if not result.success:
             failures = failed_nodes(result.result)
             reason = "; ".join(failures) if failures else str(result.exception)

@@ -149,8 +149,7 @@ def build_in_process(context: AssetExecutionContext, warehouse: WarehouseResourc
         version = _project_version(warehouse)
         for month in months[:-1]:
             context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
-            for _ in dbt.build(dbt_build_arguments(month), version, context, manifest, translator, report=False):
-                pass
+            dbt.run(dbt_build_arguments(month), version)
         events = dbt.build(dbt_build_arguments(months[-1]), version, context, manifest, translator)
         yield from with_row_counts(events, manifest, warehouse)
 
