@@ -16,13 +16,17 @@ it would have computed from the orders. A store with a directory persists each s
 BG/NBD summary) and JSON (BG/NBD parameters) under ``<directory>/<YYYY-MM>/``, so that the separate analyse
 steps of one cycle share them; the directory belongs to one order history (the analyse stage keeps one per
 cycle month) and :meth:`SnapshotStore.clear` empties it when that history is re-read.
+
+A store over one chunk of the customer base (:mod:`models.customer_chunks`) takes each month's BG/NBD from the
+store the models were trained with (``bgnbd_from``) instead of fitting it on the chunk: the BG/NBD is a
+population model, and a customer's BG/NBD view must not depend on which other customers share her chunk.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -68,13 +72,17 @@ class CustomerSnapshot:
         return self.features.join(self.bgnbd_view(horizon_days), how="left")
 
 
-def compute_snapshot(orders: pd.DataFrame, as_of_month: date, product_lines: Sequence[str]) -> CustomerSnapshot:
-    """The snapshot of ``as_of_month`` from the order history, with line shares for ``product_lines``."""
+def compute_snapshot(
+    orders: pd.DataFrame, as_of_month: date, product_lines: Sequence[str], bgnbd_from: SnapshotStore | None = None
+) -> CustomerSnapshot:
+    """The snapshot of ``as_of_month`` from the order history, with line shares for ``product_lines``; its
+    BG/NBD fitted on the history, or the one ``bgnbd_from`` holds for the month."""
     as_of_month = month_start(as_of_month)
     lines = sorted({str(line) for line in product_lines})
     features = customer_features(orders, as_of_month, product_lines=lines)
     summary = bgnbd_snapshot_summary(orders, as_of_month)
-    return CustomerSnapshot(as_of_month, lines, features, summary, fit_snapshot_bgnbd(summary))
+    bgnbd = bgnbd_from.fitted_bgnbd(as_of_month) if bgnbd_from is not None else fit_snapshot_bgnbd(summary)
+    return CustomerSnapshot(as_of_month, lines, features, summary, bgnbd)
 
 
 class SnapshotStore:
@@ -83,23 +91,36 @@ class SnapshotStore:
     ``product_lines``: the lines every snapshot's shares are built for (default: the lines ordered by the end
     of ``lines_as_of``, the month the models are fitted as of; a line not yet sold at a snapshot gets a zero
     share, exactly as :func:`models.features.customer_features` with a fixed list). ``directory``: where
-    snapshots are persisted (see the module docstring); without it they are kept in memory.
+    snapshots are persisted (see the module docstring); without it they are kept in memory. ``orders`` may be
+    a function that returns them: it is called only when a snapshot has to be computed (or the default
+    product lines found), so that a reader of stored snapshots never loads the history. ``bgnbd_from``:
+    the store whose monthly BG/NBD fits this store's snapshots use (a chunk of the base; see the module
+    docstring); by default each snapshot's BG/NBD is fitted on this store's orders.
     """
 
     def __init__(
         self,
-        orders: pd.DataFrame,
+        orders: pd.DataFrame | Callable[[], pd.DataFrame],
         lines_as_of: date,
         product_lines: Sequence[str] | None = None,
         directory: Path | str | None = None,
+        bgnbd_from: SnapshotStore | None = None,
     ) -> None:
-        self.orders = orders
+        self._orders = orders
+        self.bgnbd_from = bgnbd_from
         if product_lines is None:
             product_lines = product_lines_up_to(orders, month_start(lines_as_of))
         self.product_lines = sorted({str(line) for line in product_lines})
         self.directory = Path(directory) if directory is not None else None
         self._memory: dict[date, CustomerSnapshot] = {}
         self.computed: list[date] = []
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """The order history (read on first use when the store was given a function that reads it)."""
+        if callable(self._orders):
+            self._orders = self._orders()
+        return self._orders
 
     def _path(self, month: date) -> Path:
         assert self.directory is not None
@@ -117,9 +138,18 @@ class SnapshotStore:
         stored = self._stored(month)
         if stored is not None:
             return stored
-        snapshot = compute_snapshot(self.orders, month, self.product_lines)
+        snapshot = compute_snapshot(self.orders, month, self.product_lines, self.bgnbd_from)
         self._keep(snapshot)
         return snapshot
+
+    def fitted_bgnbd(self, month: date) -> BetaGeoNBD | None:
+        """The BG/NBD of the snapshot of ``month`` (for a stored snapshot, read from its record alone)."""
+        month = month_start(month)
+        if month not in self._memory and self.directory is not None:
+            record = self._read_record(month)
+            if record is not None:
+                return BetaGeoNBD.from_params(**record["params"]) if record["params"] is not None else None
+        return self.get(month).bgnbd
 
     def customers(self, month: date) -> int:
         """How many customers the snapshot of ``month`` covers: for a snapshot on disk, from its Parquet footer
@@ -145,7 +175,10 @@ class SnapshotStore:
             }
             for month in missing:
                 summary = bgnbd_snapshot_summary(self.orders, month)
-                bgnbd = fit_snapshot_bgnbd(summary)
+                if self.bgnbd_from is not None:
+                    bgnbd = self.bgnbd_from.fitted_bgnbd(month)
+                else:
+                    bgnbd = fit_snapshot_bgnbd(summary)
                 self._keep(CustomerSnapshot(month, self.product_lines, features[month].result(), summary, bgnbd))
 
     def _stored(self, month: date) -> CustomerSnapshot | None:

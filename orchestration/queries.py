@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 
+from models.customer_chunks import HASH_PREFIX_DIGITS, CustomerRange, TrainingSample
 from orchestration.partitions import next_month
 from orchestration.resources.warehouse import Warehouse
 
@@ -41,17 +42,71 @@ def _month_end(month: date) -> pd.Timestamp:
     return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
 
 
-def orders_as_of(warehouse: Warehouse, month: date) -> pd.DataFrame:
-    """Order lines placed by the end of `month` (the models' only view of behaviour)."""
+def orders_as_of(
+    warehouse: Warehouse,
+    month: date,
+    customers: CustomerRange | None = None,
+    sample: TrainingSample | None = None,
+) -> pd.DataFrame:
+    """Order lines placed by the end of `month` (the models' only view of behaviour): of every customer, of the
+    customers of one scoring chunk (`customers`), or of the training sample (`sample`; models.customer_chunks)."""
+    conditions, parameters = ["order_date <= ?"], [_month_end(month)]
+    if customers is not None and customers.first is not None:
+        conditions.append("customer_id >= ?")
+        parameters.append(customers.first)
+    if customers is not None and customers.stop is not None:
+        conditions.append("customer_id < ?")
+        parameters.append(customers.stop)
+    if sample is not None and (below := sample.hash_prefix_below) is not None:
+        conditions.append(f"substr(md5(customer_id), 1, {HASH_PREFIX_DIGITS}) < ?")
+        parameters.append(below)
     return warehouse.query(
-        """
+        f"""
         select order_id, customer_id, order_date, product_line, revenue, margin
         from marts.fct_orders
-        where order_date <= ?
+        where {" and ".join(conditions)}
         order by order_date, order_id
+        """,
+        parameters,
+    )
+
+
+def customers_with_orders(warehouse: Warehouse, month: date) -> int:
+    """How many customers have an order line by the end of `month` (the base the analyse stage scores)."""
+    frame = warehouse.query(
+        "select count(distinct customer_id) as customers from marts.fct_orders where order_date <= ?",
+        [_month_end(month)],
+    )
+    return int(frame["customers"].iloc[0])
+
+
+def customer_chunk_starts(warehouse: Warehouse, month: date, customers_per_chunk: int) -> list[str]:
+    """The first customer id of each scoring chunk of `customers_per_chunk` customers (ids in the engine's
+    binary string order) among the customers with an order by the end of `month`."""
+    frame = warehouse.query(
+        """
+        select customer_id from (
+            select customer_id, row_number() over (order by customer_id) - 1 as position
+            from (select distinct customer_id from marts.fct_orders where order_date <= ?) as customers
+        ) as numbered
+        where position % ? = 0
+        order by customer_id
+        """,
+        [_month_end(month), int(customers_per_chunk)],
+    )
+    return [str(customer_id) for customer_id in frame["customer_id"]]
+
+
+def product_lines_as_of(warehouse: Warehouse, month: date) -> list[str]:
+    """The product lines ordered by the end of `month`, sorted (the lines every snapshot has shares for)."""
+    frame = warehouse.query(
+        """
+        select distinct product_line from marts.fct_orders
+        where order_date <= ? and product_line is not null
         """,
         [_month_end(month)],
     )
+    return sorted(str(line) for line in frame["product_line"])
 
 
 def contacted_test_customers(warehouse: Warehouse, month: date) -> pd.DataFrame:

@@ -13,6 +13,8 @@ Every setting has a default so that the loop runs with zero set-up on the embedd
 | CRM_START_MONTH     | 2025-01-01     | first monthly partition (the simulator's first loop month)     |
 | CRM_WAREHOUSE_ENGINE| duckdb         | `duckdb` (one file) or `spark` (dbt target `spark`)            |
 | CRM_SPARK_HOME      | $CRM_HOME/spark| the Spark warehouse's tables and metastore (engine `spark`)    |
+| CRM_CUSTOMERS_PER_CHUNK | 200000     | customers the analyse stage reads and scores at a time         |
+| CRM_TRAINING_CUSTOMERS  | 400000     | customers at most that the models are fitted on (a sample)     |
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+from models.customer_chunks import DEFAULT_CUSTOMERS_PER_CHUNK, DEFAULT_TRAINING_CUSTOMERS
 
 SOURCES = ("simulator", "files")
 ENGINES = ("duckdb", "spark")
@@ -42,6 +46,8 @@ class Settings:
     start_month: date
     warehouse_engine: str = "duckdb"
     spark_home: Path | None = None
+    customers_per_chunk: int = DEFAULT_CUSTOMERS_PER_CHUNK
+    training_customers: int = DEFAULT_TRAINING_CUSTOMERS
 
     @property
     def warehouse_path(self) -> Path:
@@ -108,7 +114,15 @@ def load_settings() -> Settings:
         start_month=_month_setting("CRM_START_MONTH", "2025-01-01"),
         warehouse_engine=_choice_setting("CRM_WAREHOUSE_ENGINE", "duckdb", ENGINES),
         spark_home=Path(os.environ.get("CRM_SPARK_HOME", str(home / "spark"))).expanduser().resolve(),
+        customers_per_chunk=_int_setting("CRM_CUSTOMERS_PER_CHUNK", DEFAULT_CUSTOMERS_PER_CHUNK),
+        training_customers=_int_setting("CRM_TRAINING_CUSTOMERS", DEFAULT_TRAINING_CUSTOMERS),
     )
+    for name, value in (
+        ("CRM_CUSTOMERS_PER_CHUNK", settings.customers_per_chunk),
+        ("CRM_TRAINING_CUSTOMERS", settings.training_customers),
+    ):
+        if value < 1:
+            raise ConfigurationError(f"{name}={value} must be at least 1")
     if settings.sim_customers < 100:
         raise ConfigurationError(f"CRM_SIM_CUSTOMERS={settings.sim_customers} is too small (at least 100)")
     if settings.channel == "simulated" and not settings.is_simulation:

@@ -94,3 +94,32 @@ def test_the_warehouse_engine_chooses_the_warehouse_resource(dbt_manifest, tmp_p
     monkeypatch.setenv("CRM_WAREHOUSE_ENGINE", "postgres")
     with pytest.raises(ConfigurationError, match="CRM_WAREHOUSE_ENGINE='postgres' is not one of duckdb, spark"):
         load_settings()
+
+
+def test_the_analyse_scale_settings_reach_the_warehouse_resource(dbt_manifest, tmp_path, monkeypatch):
+    """CRM_CUSTOMERS_PER_CHUNK and CRM_TRAINING_CUSTOMERS set how much of the base the analyse stage holds in
+    memory (defaults 200,000 and 400,000, on either engine); a value below 1 is refused by name."""
+    from orchestration.definitions import build_resources
+    from orchestration.settings import ConfigurationError, load_settings
+
+    monkeypatch.setenv("CRM_HOME", str(tmp_path))
+    for name in ("CRM_CUSTOMERS_PER_CHUNK", "CRM_TRAINING_CUSTOMERS", "CRM_WAREHOUSE_ENGINE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    warehouse = build_resources(load_settings())["warehouse"]
+    assert (warehouse.customers_per_chunk, warehouse.training_customers) == (200_000, 400_000)
+
+    monkeypatch.setenv("CRM_CUSTOMERS_PER_CHUNK", "50000")
+    monkeypatch.setenv("CRM_TRAINING_CUSTOMERS", "120000")
+    for engine in ("duckdb", "spark"):
+        monkeypatch.setenv("CRM_WAREHOUSE_ENGINE", engine)
+        warehouse = build_resources(load_settings())["warehouse"]
+        assert (warehouse.engine, warehouse.customers_per_chunk, warehouse.training_customers) == (
+            engine,
+            50_000,
+            120_000,
+        )
+
+    monkeypatch.setenv("CRM_CUSTOMERS_PER_CHUNK", "0")
+    with pytest.raises(ConfigurationError, match="CRM_CUSTOMERS_PER_CHUNK=0 must be at least 1"):
+        load_settings()

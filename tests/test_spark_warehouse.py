@@ -41,6 +41,7 @@ from test_dbt_warehouse import (
     write_raw,
 )
 
+from models.customer_chunks import HASH_SLOTS, CustomerRange, TrainingSample
 from orchestration import queries
 from orchestration.privacy import ERASURES_TABLE, forget
 from orchestration.raw_tables import warehouse_columns
@@ -435,6 +436,25 @@ def assert_same_frame(name: str, duckdb_frame: pd.DataFrame, spark_frame: pd.Dat
 # orders its rows.
 STAGE_READS = {
     "orders_as_of": (lambda warehouse: queries.orders_as_of(warehouse, MONTH_1), True),
+    # the analyse stage's scoring chunks and training sample: the same customers on both engines
+    "orders_as_of_a_chunk": (
+        lambda warehouse: queries.orders_as_of(
+            warehouse, MONTH_1, customers=CustomerRange(*queries.customer_chunk_starts(warehouse, MONTH_1, 40)[1:3])
+        ),
+        True,
+    ),
+    "orders_as_of_the_training_sample": (
+        lambda warehouse: queries.orders_as_of(warehouse, MONTH_1, sample=TrainingSample(HASH_SLOTS // 3)),
+        True,
+    ),
+    "customers_with_orders": (
+        lambda warehouse: pd.DataFrame({"customers": [queries.customers_with_orders(warehouse, MONTH_1)]}),
+        True,
+    ),
+    "product_lines_as_of": (
+        lambda warehouse: pd.DataFrame({"product_line": queries.product_lines_as_of(warehouse, MONTH_1)}),
+        True,
+    ),
     "contacted_test_customers": (lambda warehouse: queries.contacted_test_customers(warehouse, MONTH_2), False),
     "offers": (queries.offers, True),
     "campaign_objectives": (queries.campaign_objectives, True),

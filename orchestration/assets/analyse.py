@@ -5,10 +5,16 @@ features and the BG/NBD view) that the models train and score on (``models.snaps
 then saves a versioned artefact under ``$CRM_HOME/artefacts/<model>/<YYYY-MM>/`` and reports its evidence as
 metadata; ``customer_scores`` scores every customer from those artefacts, and ``customer_equity`` sums the
 discounted CLV by pyramid tier and segment.
+
+Memory does not grow with the customer base (``models.customer_chunks``): the models are fitted on the training
+sample's orders (every customer up to the warehouse resource's ``training_customers``), and the base is read and
+scored one chunk of at most ``customers_per_chunk`` customers at a time, its rows appended to the month's table.
 """
 
 import shutil
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,15 +26,23 @@ from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, 
 from models.artefacts import artefact_dir, load_artefact, save_artefact
 from models.churn import BGNBDChurnFallback, churn_snapshot_months, comparison_table, fit_churn_model
 from models.clv import fit_lifetime_value
+from models.customer_chunks import CustomerRange, TrainingSample, chunk_count, customer_ranges, training_sample
 from models.equity import equity_by_tier_and_segment
 from models.features import month_end
 from models.propensity import NoProductDataError, propensity_snapshot_months, train_propensity_models
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
 from models.snapshots import SnapshotStore
-from orchestration.campaign_records import replace_rows_growing
+from orchestration.campaign_records import replace_rows_growing, sql_type
 from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.queries import SCORES_TABLE, contacted_test_customers, orders_as_of
+from orchestration.queries import (
+    SCORES_TABLE,
+    contacted_test_customers,
+    customer_chunk_starts,
+    customers_with_orders,
+    orders_as_of,
+    product_lines_as_of,
+)
 from orchestration.resources import WarehouseResource
 
 FCT_ORDERS = AssetKey(["marts", "fct_orders"])
@@ -57,10 +71,83 @@ def snapshots_dir(warehouse: WarehouseResource) -> Path:
     return warehouse.home / "snapshots"
 
 
-def snapshot_store(warehouse: WarehouseResource, month: date, orders: pd.DataFrame) -> SnapshotStore:
-    """The customer snapshots of cycle ``month`` (``$CRM_HOME/snapshots/<YYYY-MM>``), over the orders as of
-    its end: those ``customer_feature_snapshots`` wrote are read, any other month is computed and added."""
-    return SnapshotStore(orders, month, directory=snapshots_dir(warehouse) / f"{month:%Y-%m}")
+@dataclass(frozen=True)
+class CustomerBase:
+    """How the analyse stage of one month reads the customer base: the training sample the models are fitted
+    on, the chunks it is scored in, and the product lines every snapshot has shares for."""
+
+    month: date
+    customers: int
+    sample: TrainingSample
+    chunks: list[CustomerRange]
+    product_lines: list[str]
+
+    @property
+    def in_one_piece(self) -> bool:
+        """The models train on every customer and one chunk holds them all: one store serves both."""
+        return self.sample.everyone and len(self.chunks) == 1
+
+
+def customer_base(warehouse: WarehouseResource, month: date) -> CustomerBase:
+    """The customer base with an order by the end of ``month``, split by the warehouse resource's
+    ``customers_per_chunk`` and ``training_customers``."""
+    customers = customers_with_orders(warehouse, month)
+    if chunk_count(customers, warehouse.customers_per_chunk) > 1:
+        chunks = customer_ranges(customer_chunk_starts(warehouse, month, warehouse.customers_per_chunk))
+    else:
+        chunks = [CustomerRange()]
+    return CustomerBase(
+        month=month,
+        customers=customers,
+        sample=training_sample(customers, warehouse.training_customers),
+        chunks=chunks,
+        product_lines=product_lines_as_of(warehouse, month),
+    )
+
+
+def training_orders(warehouse: WarehouseResource, base: CustomerBase) -> pd.DataFrame:
+    """The order lines of the training sample's customers, placed by the end of the month."""
+    return orders_as_of(warehouse, base.month, sample=base.sample)
+
+
+def snapshot_store(
+    warehouse: WarehouseResource, base: CustomerBase, orders: pd.DataFrame | None = None
+) -> SnapshotStore:
+    """The training sample's customer snapshots of cycle ``month`` (``$CRM_HOME/snapshots/<YYYY-MM>``), over
+    its orders as of the month end (read only if a snapshot is missing, unless given): those
+    ``customer_feature_snapshots`` wrote are read, any other month is computed and added."""
+    directory = snapshots_dir(warehouse) / f"{base.month:%Y-%m}"
+    history = orders if orders is not None else (lambda: training_orders(warehouse, base))
+    return SnapshotStore(history, base.month, product_lines=base.product_lines, directory=directory)
+
+
+def scoring_chunks(
+    warehouse: WarehouseResource, base: CustomerBase, training: SnapshotStore
+) -> Iterator[tuple[pd.DataFrame, SnapshotStore]]:
+    """Each scoring chunk's orders and snapshot store (``<snapshots>/<YYYY-MM>/chunks/<i>-of-<n>``, its BG/NBD
+    the training store's), one chunk at a time; the training store itself when the base is in one piece."""
+    if base.in_one_piece:
+        yield training.orders, training
+        return
+    for index, customers in enumerate(base.chunks):
+        orders = orders_as_of(warehouse, base.month, customers=customers)
+        directory = training.directory / "chunks" / f"{index + 1:04d}-of-{len(base.chunks):04d}"
+        yield (
+            orders,
+            SnapshotStore(
+                orders, base.month, product_lines=base.product_lines, directory=directory, bgnbd_from=training
+            ),
+        )
+
+
+def base_metadata(base: CustomerBase, training_customers: int) -> dict[str, Any]:
+    """What the models were fitted on, as asset metadata."""
+    return {
+        "customers_in_base": base.customers,
+        "training_customers": training_customers,
+        "training_sample": "every customer" if base.sample.everyone else f"{base.sample.share:.1%} of the base (MD5)",
+        "scoring_chunks": len(base.chunks),
+    }
 
 
 def _markdown(frame: pd.DataFrame, floatfmt: str = ".3f") -> MetadataValue:
@@ -98,6 +185,24 @@ def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, m
     return replace_rows_growing(warehouse, table, frame, {"as_of_month": pd.Timestamp(month)})
 
 
+def write_month_in_chunks(warehouse: WarehouseResource, table: str, chunks: Iterable[pd.DataFrame], month: date) -> int:
+    """Replace the month's rows of ``table`` with the rows of every chunk, one chunk in memory at a time: the
+    first replaces the month, the others are appended (with the columns they add). One transaction where the
+    engine has them, so that readers see the old month or the whole new one."""
+    rows = 0
+    with warehouse.transaction():
+        for position, frame in enumerate(chunks):
+            if position == 0:
+                rows += write_month(warehouse, table, frame, month)
+                continue
+            existing = set(warehouse.query(f"select * from {table} limit 0").columns)
+            missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
+            if missing:
+                warehouse.ensure_table(table, missing)
+            rows += warehouse.append_rows(table, frame)
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------- snapshots
 @asset(
     key="customer_feature_snapshots",
@@ -110,24 +215,34 @@ def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, m
 def customer_feature_snapshots(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """The monthly customer snapshots the models of this cycle read: point-in-time features and the BG/NBD
     fitted on each month, for the month itself and every month churn and propensity train and validate on
-    (``models.snapshots``). Each month is computed once here instead of once per model. They are written
-    afresh from this cycle's orders; the folders of other cycles are removed (a model re-run for another
-    month recomputes what it needs), so that the disk holds one cycle's snapshots."""
+    (``models.snapshots``), over the training sample; and, when the base is split, the month's snapshot of
+    each scoring chunk (with the sample's BG/NBD). Each month is computed once here instead of once per
+    model. They are written afresh from this cycle's orders; the folders of other cycles are removed (a
+    model re-run for another month recomputes what it needs), so that the disk holds one cycle's snapshots."""
     month = partition_month(context.partition_key)
     started = time.perf_counter()
-    store = snapshot_store(warehouse, month, orders_as_of(warehouse, month))
+    base = customer_base(warehouse, month)
+    store = snapshot_store(warehouse, base, training_orders(warehouse, base))
     store.clear()
     for other in snapshots_dir(warehouse).glob("*"):
         if other != store.directory:
             shutil.rmtree(other, ignore_errors=True)
     months = sorted({*churn_snapshot_months(month), *propensity_snapshot_months(month), month})
     store.compute(months)
-    customers = {f"{m:%Y-%m}": store.customers(m) for m in months}
+    training = {f"{m:%Y-%m}": store.customers(m) for m in months}
+    scored = 0
+    if not base.in_one_piece:
+        for _, chunk in scoring_chunks(warehouse, base, store):
+            chunk.compute([month])
+            scored += chunk.customers(month)
+    else:
+        scored = training[f"{month:%Y-%m}"]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": customers[f"{month:%Y-%m}"],
-            "snapshot_months": ", ".join(customers),
-            "customers_by_month": MetadataValue.json(customers),
+            "dagster/row_count": scored,
+            **base_metadata(base, training[f"{month:%Y-%m}"]),
+            "snapshot_months": ", ".join(training),
+            "training_customers_by_month": MetadataValue.json(training),
             "product_lines": ", ".join(store.product_lines) or "none",
             "seconds": round(time.perf_counter() - started, 2),
             "path": MetadataValue.path(str(store.directory)),
@@ -149,7 +264,8 @@ def clv_model(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
     customer's order history up to the month end (Fader, Hardie & Lee 2005). In margin, or in revenue when
     the orders carry no margin (a plain transaction log)."""
     month = partition_month(context.partition_key)
-    orders = orders_as_of(warehouse, month)
+    base = customer_base(warehouse, month)
+    orders = training_orders(warehouse, base)
     model = fit_lifetime_value(orders, month)
     directory = model_dir(warehouse, "clv", month)
     record = {
@@ -161,6 +277,8 @@ def clv_model(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
         "log_likelihood": {"bgnbd": model.bgnbd.log_likelihood_, "gamma_gamma": model.gamma_gamma.log_likelihood_},
         "value_basis": model.value_basis,
         "n_customers": model.n_customers,
+        "customers_in_base": base.customers,
+        "training_sample_share": base.sample.share,
         "n_repeat_buyers_valued": model.n_value_customers,
         "horizon_months": model.horizon_months,
         "annual_discount_rate": model.annual_discount_rate,
@@ -173,7 +291,7 @@ def clv_model(context: AssetExecutionContext, warehouse: WarehouseResource) -> M
             **{f"gamma_gamma_{name}": value for name, value in model.gamma_gamma.params_.items()},
             "bgnbd_log_likelihood": model.bgnbd.log_likelihood_,
             "value_basis": model.value_basis,
-            "customers": model.n_customers,
+            **base_metadata(base, model.n_customers),
             "repeat_buyers_valued": model.n_value_customers,
             "notes": "; ".join(model.notes) or "none",
             "model_version": version,
@@ -195,14 +313,16 @@ def churn_model(context: AssetExecutionContext, config: ChurnConfig, warehouse: 
     the validation snapshot, validated out of time next to a recency rule and the BG/NBD. Customers contacted
     inside a label window are left out (the model learns from control and uncontacted customers)."""
     month = partition_month(context.partition_key)
-    orders = orders_as_of(warehouse, month)
+    base = customer_base(warehouse, month)
+    orders = training_orders(warehouse, base)
+    snapshots = snapshot_store(warehouse, base, orders)
     result = fit_churn_model(
         orders,
         month,
         horizon_days=config.horizon_days,
         exclude=contacted_test_customers(warehouse, month),
         n_training_snapshots=config.training_snapshots,
-        snapshots=snapshot_store(warehouse, month, orders),
+        snapshots=snapshots,
     )
     directory = model_dir(warehouse, "churn", month)
     metrics = result.metrics
@@ -210,6 +330,7 @@ def churn_model(context: AssetExecutionContext, config: ChurnConfig, warehouse: 
     metadata: dict[str, Any] = {
         "model": result.kind,
         "horizon_days": config.horizon_days,
+        **base_metadata(base, snapshots.customers(month)),
         "model_version": version,
         "artefact": MetadataValue.path(str(directory)),
     }
@@ -250,9 +371,10 @@ def product_propensity(context: AssetExecutionContext, warehouse: WarehouseResou
     """`analytics.product_propensity`: for each product line, P(buy it next month) and the expected margin
     of every customer who does not hold it yet; one model per line, validated on the last labelled month."""
     month = partition_month(context.partition_key)
-    orders = orders_as_of(warehouse, month)
+    base = customer_base(warehouse, month)
+    orders = training_orders(warehouse, base)
     directory = model_dir(warehouse, "propensity", month)
-    snapshots = snapshot_store(warehouse, month, orders)
+    snapshots = snapshot_store(warehouse, base, orders)
     try:
         model = train_propensity_models(orders, month, snapshots=snapshots)
     except NoProductDataError as error:
@@ -260,10 +382,13 @@ def product_propensity(context: AssetExecutionContext, warehouse: WarehouseResou
         write_month(warehouse, PROPENSITY_TABLE, _empty_propensity(month), month)
         return MaterializeResult(metadata={"dagster/row_count": 0, "skipped": str(error), "model_version": version})
     version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
-    scored = model.score(orders, month, snapshots).assign(
-        as_of_month=pd.Timestamp(month), propensity_model_version=version
+    scored_chunks = (
+        model.score(chunk_orders, month, chunk).assign(
+            as_of_month=pd.Timestamp(month), propensity_model_version=version
+        )
+        for chunk_orders, chunk in scoring_chunks(warehouse, base, snapshots)
     )
-    rows = write_month(warehouse, PROPENSITY_TABLE, scored, month)
+    rows = write_month_in_chunks(warehouse, PROPENSITY_TABLE, scored_chunks, month)
     lines = pd.DataFrame(model.metrics["lines"]).T.rename_axis("product_line").reset_index()
     return MaterializeResult(
         metadata={
@@ -278,6 +403,7 @@ def product_propensity(context: AssetExecutionContext, warehouse: WarehouseResou
             "popularity_hit_rate": _number(model.metrics["popularity_hit_rate"]),
             "value_basis": model.value_basis,
             "validation_as_of": model.metrics["validation_as_of"],
+            **base_metadata(base, snapshots.customers(month)),
             "model_version": version,
             "artefact": MetadataValue.path(str(directory)),
         }
@@ -310,7 +436,8 @@ def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResour
     and tenure) with a profile per segment: share of customers, revenue per customer, top products,
     dominant pyramid tier, and a name derived from the profile."""
     month = partition_month(context.partition_key)
-    features = snapshot_store(warehouse, month, orders_as_of(warehouse, month)).get(month).features
+    base = customer_base(warehouse, month)
+    features = snapshot_store(warehouse, base).get(month).features
     model = fit_segmentation(features, month, pyramid_tiers(warehouse, month))
     directory = model_dir(warehouse, "segmentation", month)
     version = save_artefact(model, directory, {"as_of_month": month, **model.metrics})
@@ -322,6 +449,7 @@ def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResour
             "profiles": _markdown(model.profile, ".2f"),
             "segments": model.metrics["n_segments"],
             "silhouette_by_k": MetadataValue.json(model.metrics["silhouette"]),
+            **base_metadata(base, len(features)),
             "model_version": version,
             "artefact": MetadataValue.path(str(directory)),
         }
@@ -329,6 +457,48 @@ def customer_segments(context: AssetExecutionContext, warehouse: WarehouseResour
 
 
 # ------------------------------------------------------------------------------------------------ scoring
+class ScoreSummary:
+    """The asset metadata of ``customer_scores``, summed over the scoring chunks."""
+
+    def __init__(self) -> None:
+        self.lapsed = 0
+        self.sums = {"churn_probability": 0.0, "p_alive": 0.0, "clv": 0.0}
+        self.counts = {"churn_probability": 0, "p_alive": 0}
+        self.clv_basis = "n/a"
+        self.next_best: dict[str, int] = {}
+        self.segments: dict[str, int] = {}
+
+    def add(self, table: pd.DataFrame) -> None:
+        self.lapsed += int(table["is_lapsed"].sum())
+        for column in self.sums:
+            self.sums[column] += float(table[column].sum())
+        for column in self.counts:
+            self.counts[column] += int(table[column].notna().sum())
+        if len(table) and self.clv_basis == "n/a":
+            self.clv_basis = str(table["clv_basis"].iloc[0])
+        for counts, column in ((self.next_best, "next_best_product"), (self.segments, "segment")):
+            for value, n in table.groupby(column, sort=False).size().items():
+                counts[str(value)] = counts.get(str(value), 0) + int(n)
+
+    def metadata(self) -> dict[str, Any]:
+        next_best = pd.DataFrame(
+            sorted(self.next_best.items(), key=lambda item: -item[1]), columns=["next_best_product", "count"]
+        )
+        segments = pd.DataFrame(list(self.segments.items()), columns=["segment", "customers"])
+        return {
+            "lapsed_customers": self.lapsed,
+            **{
+                f"mean_{column}": self.sums[column] / self.counts[column]
+                for column in self.counts
+                if self.counts[column]
+            },
+            "customer_equity": self.sums["clv"],
+            "clv_basis": self.clv_basis,
+            "next_best_product": _markdown(next_best) if len(next_best) else "no product data: no next best product",
+            "segments": _markdown(segments),
+        }
+
+
 @asset(
     key="customer_scores",
     group_name="analyse",
@@ -350,35 +520,36 @@ def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource
     next best product and its expected margin, segment, and the point-in-time features behind them.
     Scored from this month's model artefacts, so the table can be reproduced from them."""
     month = partition_month(context.partition_key)
-    orders = orders_as_of(warehouse, month)
+    base = customer_base(warehouse, month)
     loaded = {
         name: load_artefact(model_dir(warehouse, name, month))
         for name in ("churn", "clv", "propensity", "segmentation")
     }
     churn, churn_record = loaded["churn"]
-    scores = score_with_models(
-        orders,
-        month,
-        churn=churn,
-        lifetime_value=loaded["clv"][0],
-        segmentation=loaded["segmentation"][0],
-        propensity=loaded["propensity"][0],
-        snapshots=snapshot_store(warehouse, month, orders),
-    )
-    table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
-    rows = write_month(warehouse, SCORES_TABLE, table, month)
-    next_best = table["next_best_product"].value_counts().rename_axis("next_best_product").reset_index()
-    segments = table.groupby("segment", sort=False).size().rename("customers").reset_index()
+    summary = ScoreSummary()
+
+    def scored_chunks() -> Iterator[pd.DataFrame]:
+        training = snapshot_store(warehouse, base)
+        for chunk_orders, chunk in scoring_chunks(warehouse, base, training):
+            scores = score_with_models(
+                chunk_orders,
+                month,
+                churn=churn,
+                lifetime_value=loaded["clv"][0],
+                segmentation=loaded["segmentation"][0],
+                propensity=loaded["propensity"][0],
+                snapshots=chunk,
+            )
+            table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
+            summary.add(table)
+            yield table
+
+    rows = write_month_in_chunks(warehouse, SCORES_TABLE, scored_chunks(), month)
     metadata: dict[str, Any] = {
         "dagster/row_count": rows,
-        "lapsed_customers": int(table["is_lapsed"].sum()),
-        "mean_churn_probability": float(table["churn_probability"].mean()),
-        "mean_p_alive": float(table["p_alive"].mean()),
-        "customer_equity": float(table["clv"].sum()),
-        "clv_basis": str(table["clv_basis"].iloc[0]) if len(table) else "n/a",
+        **summary.metadata(),
         "churn_model": churn_record.get("model", "n/a"),
-        "next_best_product": _markdown(next_best) if len(next_best) else "no product data: no next best product",
-        "segments": _markdown(segments),
+        "scoring_chunks": len(base.chunks),
         "model_versions": MetadataValue.json(
             {name: record.get("model_version") for name, (_, record) in loaded.items()}
         ),

@@ -21,9 +21,10 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     For Spark, CRM_SPARK_HOME is set (default $CRM_HOME/spark) so that the dbt profile, which reads it, puts the
     tables and the metastore where the Python stages' session does.
     """
+    scale = {"customers_per_chunk": settings.customers_per_chunk, "training_customers": settings.training_customers}
     if settings.warehouse_engine == "spark":
         from orchestration.resources.spark import SparkWarehouseResource
 
         os.environ["CRM_SPARK_HOME"] = str(settings.spark_home)
-        return SparkWarehouseResource(crm_home=str(settings.home))
-    return DuckDBWarehouseResource(path=str(settings.warehouse_path))
+        return SparkWarehouseResource(crm_home=str(settings.home), **scale)
+    return DuckDBWarehouseResource(path=str(settings.warehouse_path), **scale)

@@ -19,7 +19,9 @@ from typing import Any, Protocol
 import duckdb
 import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field
 
+from models.customer_chunks import DEFAULT_CUSTOMERS_PER_CHUNK, DEFAULT_TRAINING_CUSTOMERS
 from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
 
 #: Columns of `table_columns`: one row per column of every base table.
@@ -79,7 +81,18 @@ class WarehouseResource(ConfigurableResource):
     Reads are queries in DuckDB's dialect (`?` parameters) answered as pandas frames with DuckDB's column types
     (decimals as float64, dates and timestamps as datetime64[us]). Writes replace the rows of a month, or of a
     range of months, so that re-running a month rewrites that month only.
+
+    `customers_per_chunk` and `training_customers` say how much of the customer base the analyse stage holds in
+    memory at once: it scores the base in chunks of at most `customers_per_chunk` customers and fits its models
+    on a sample of at most `training_customers` (models.customer_chunks).
     """
+
+    customers_per_chunk: int = Field(
+        default=DEFAULT_CUSTOMERS_PER_CHUNK, gt=0, description="Customers the analyse stage scores at a time."
+    )
+    training_customers: int = Field(
+        default=DEFAULT_TRAINING_CUSTOMERS, gt=0, description="Customers at most that the models are fitted on."
+    )
 
     # ----------------------------------------------------------------------------------- where it lives
     @property
