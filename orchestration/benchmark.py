@@ -14,6 +14,11 @@ It also measures, in the same run and on the same data, what a user would otherw
 * the RFM table: one hand-written DuckDB query over ``raw.orders`` against the warehouse's dbt models that
   build ``customer_rfm`` (their execution times as dbt reports them), after checking both give the same scores.
 
+And it runs the analyse stage of the second month alone, in a fresh process, twice: in one piece (the models
+fitted on every customer, the base scored in one chunk) and split (chunks of :data:`ANALYSE_CHUNK_CUSTOMERS`, a
+training sample of :data:`ANALYSE_TRAINING_CUSTOMERS`; ``models.customer_chunks``), with the peak resident memory
+of each: split, it must stay flat from one size to the next, while in one piece it grows with the base.
+
 Results go to ``$CRM_HOME/reports/benchmark.md`` and ``benchmark.csv``, with each target and by how much it is
 met or missed.
 """
@@ -25,6 +30,8 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +53,11 @@ CLV_SPEEDUP_TARGET = 10.0
 RFM_RATIO_TARGET = 3.0
 CLV_PARAMETER_TOLERANCE = 0.005
 SAMPLE_SECONDS = 0.05
+#: The analyse stage's split in the memory comparison: small enough that every benchmark size is split.
+ANALYSE_CHUNK_CUSTOMERS = 20_000
+ANALYSE_TRAINING_CUSTOMERS = 40_000
+#: "In one piece": more customers than any benchmark world has.
+IN_ONE_PIECE = 10**9
 FIRST_MONTH = date(2025, 1, 1)
 
 
@@ -375,6 +387,86 @@ def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float
     }
 
 
+# ------------------------------------------------------------------------------------- the analyse stage
+def run_analyse_stage(month: date) -> None:
+    """Materialise the analyse stage (asset group ``analyse`` and its checks) of `month` in this process, with
+    the settings of the environment (``--analyse-stage``: the child process of :func:`measure_analyse_stage`)."""
+    from dagster import AssetSelection, DagsterInstance
+
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions(load_settings())
+    keys = AssetSelection.groups("analyse").resolve(defs.resolve_asset_graph())
+    job = defs.resolve_implicit_global_asset_job_def()
+    with DagsterInstance.ephemeral() as instance:
+        job.execute_in_process(
+            partition_key=month.isoformat(), asset_selection=sorted(keys), instance=instance, raise_on_error=True
+        )
+
+
+def measure_analyse_stage(
+    settings: Settings, month: date, customers_per_chunk: int, training_customers: int
+) -> dict[str, float]:
+    """Wall time and peak resident memory of the analyse stage of `month` alone, in a fresh process."""
+    environment = {
+        **os.environ,
+        "CRM_HOME": str(settings.home),
+        "CRM_SOURCE": "simulator",
+        "CRM_CHANNEL": "simulated",
+        "CRM_SIM_CUSTOMERS": str(settings.sim_customers),
+        "CRM_SIM_SEED": str(settings.sim_seed),
+        "CRM_START_MONTH": FIRST_MONTH.isoformat(),
+        "CRM_WAREHOUSE_ENGINE": "duckdb",
+        "CRM_CUSTOMERS_PER_CHUNK": str(customers_per_chunk),
+        "CRM_TRAINING_CUSTOMERS": str(training_customers),
+        "DAGSTER_HOME": str(settings.dagster_home),
+    }
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.benchmark", "--analyse-stage", month.isoformat()],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, tree_rss_bytes(child.pid))
+        time.sleep(SAMPLE_SECONDS)
+    errors = child.stderr.read() if child.stderr else ""
+    if child.returncode != 0:
+        raise RuntimeError(f"the analyse stage of {month:%Y-%m} failed alone:\n{errors[-3000:]}")
+    return {"seconds": time.perf_counter() - started, "peak_bytes": peak}
+
+
+def analyse_memory_rows(settings: Settings, size: int, month: date) -> list[dict]:
+    """The analyse stage of `month` alone, in one piece and split: two rows of the benchmark table."""
+    runs = {
+        "in one piece (every customer trained on, one chunk)": (IN_ONE_PIECE, IN_ONE_PIECE),
+        (f"split (chunks of {ANALYSE_CHUNK_CUSTOMERS:,}, trained on {ANALYSE_TRAINING_CUSTOMERS:,})"): (
+            ANALYSE_CHUNK_CUSTOMERS,
+            ANALYSE_TRAINING_CUSTOMERS,
+        ),
+    }
+    rows = []
+    for label, (per_chunk, training) in runs.items():
+        numbers = measure_analyse_stage(settings, month, per_chunk, training)
+        rows.append(
+            {
+                "customers": size,
+                "cycle": "analyse stage alone",
+                "measure": label,
+                "value": round(numbers["seconds"], 2),
+                "unit": "s",
+                "cpu_seconds": "",
+                "peak_memory_gb": round(_gb(numbers["peak_bytes"]), 2),
+                "target": "",
+                "verdict": "",
+            }
+        )
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- reporting
 def _gb(n_bytes: float) -> float:
     return n_bytes / 1024**3
@@ -503,13 +595,17 @@ def benchmark_size(settings: Settings, size: int) -> list[dict]:
     cycles = run_benchmark_cycles(sized, months)
     clv = compare_clv_fit(sized, months[-1])
     rfm = compare_rfm(sized, months[-1], cycles[-1].run_id)
-    return benchmark_rows(size, cycles, clv, rfm)
+    return benchmark_rows(size, cycles, clv, rfm) + analyse_memory_rows(sized, size, months[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crm-bench", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated customer counts")
+    parser.add_argument("--analyse-stage", metavar="MONTH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.analyse_stage:
+        run_analyse_stage(date.fromisoformat(args.analyse_stage))
+        return 0
     settings = load_settings()
     if settings.start_month != FIRST_MONTH:
         raise SystemExit(f"the benchmark uses its own worlds starting {FIRST_MONTH:%Y-%m}; unset CRM_START_MONTH")

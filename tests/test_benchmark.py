@@ -34,6 +34,11 @@ def test_benchmark_reports_every_stage_and_fair_comparisons(crm_home, dbt_manife
     assert "scores differ" not in str(rfm["verdict"])
     assert (crm_home / "reports" / "benchmark.md").read_text().startswith("# Benchmark")
 
+    # the analyse stage alone in a fresh process, in one piece and split: its own time and peak memory
+    alone = table[table["cycle"] == "analyse stage alone"]
+    assert [measure.split(" ")[0] for measure in alone["measure"]] == ["in", "split"]
+    assert (alone["peak_memory_gb"] > 0).all() and (alone["value"] > 0).all()
+
 
 def test_a_clv_fit_is_timed_by_the_median_of_three_runs(monkeypatch):
     """A first call pays one-time set-up; the median of three runs measures the fit itself."""
