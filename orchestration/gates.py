@@ -23,6 +23,7 @@ expectations.adapter.
 """
 
 import json
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -406,14 +407,17 @@ def _buyers(sales_only: bool) -> str:
     return f"select distinct customer_id from marts.fct_orders where order_date < ?{sale}"
 
 
-def _with_buyers(warehouse: Warehouse, table: str, month: date, sales_only: bool) -> tuple[pd.DataFrame, int]:
-    """The month's rows of `table` with `_not_a_buyer`, and how many customers have an order (a sale) by the
-    month end."""
+def _with_buyers(
+    warehouse: Warehouse, table: str, month: date, sales_only: bool, columns: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """The month's rows of `table` (its `columns`, or all) with `_not_a_buyer`, and how many customers have an
+    order (a sale) by the month end."""
     end = pd.Timestamp(next_month(month))
+    selected = ", ".join(f't."{column}"' for column in columns) if columns is not None else "t.*"
     frame = warehouse.query(
         f"""
         with buyers as ({_buyers(sales_only)})
-        select t.*, case when b.customer_id is null then t.customer_id end as _not_a_buyer
+        select {selected}, case when b.customer_id is null then t.customer_id end as _not_a_buyer
         from {table} as t left join buyers as b on b.customer_id = t.customer_id
         where t.as_of_month = ?
         order by t.customer_id
@@ -437,9 +441,19 @@ def features_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheck
     )
 
 
+def _suite_columns(suite) -> list[str]:
+    """The table columns a suite's expectations name (not the gate's own `_not_a_buyer`), in order."""
+    named = [getattr(expectation, "column", None) for expectation in suite.expectations]
+    return list(dict.fromkeys(column for column in named if column and column != "_not_a_buyer"))
+
+
 def scores_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
+    """The month's scores through `suite_customer_scores`; only the columns it checks are read (the table has
+    one row per customer and about forty columns)."""
     with warehouse.session():
-        frame, buyers = _with_buyers(warehouse, SCORES_TABLE, month, sales_only=False)
+        frame, buyers = _with_buyers(
+            warehouse, SCORES_TABLE, month, sales_only=False, columns=_suite_columns(customer_scores.suite)
+        )
     validation = validate(frame, customer_scores.suite, {"customers_with_an_order": buyers})
     return _gate_result(
         validation,

@@ -187,19 +187,21 @@ def write_month(warehouse: WarehouseResource, table: str, frame: pd.DataFrame, m
 
 def write_month_in_chunks(warehouse: WarehouseResource, table: str, chunks: Iterable[pd.DataFrame], month: date) -> int:
     """Replace the month's rows of ``table`` with the rows of every chunk, one chunk in memory at a time: the
-    first replaces the month, the others are appended (with the columns they add). One transaction where the
-    engine has them, so that readers see the old month or the whole new one."""
+    first replaces the month, the others are appended (with the columns they add).
+
+    The chunks are not written in one transaction: DuckDB keeps a transaction's small appends in memory until it
+    commits, which would bring back the memory the chunks save (about 0.5 KB per customer). A run that fails
+    part-way leaves part of the month; the asset fails, so no later stage reads it, and the re-run replaces it."""
     rows = 0
-    with warehouse.transaction():
-        for position, frame in enumerate(chunks):
-            if position == 0:
-                rows += write_month(warehouse, table, frame, month)
-                continue
-            existing = set(warehouse.query(f"select * from {table} limit 0").columns)
-            missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
-            if missing:
-                warehouse.ensure_table(table, missing)
-            rows += warehouse.append_rows(table, frame)
+    for position, frame in enumerate(chunks):
+        if position == 0:
+            rows += write_month(warehouse, table, frame, month)
+            continue
+        existing = set(warehouse.query(f"select * from {table} limit 0").columns)
+        missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
+        if missing:
+            warehouse.ensure_table(table, missing)
+        rows += warehouse.append_rows(table, frame)
     return rows
 
 
