@@ -112,12 +112,22 @@ def replace_rows_growing(
 ) -> int:
     """Replace the rows of `table` matching `where` with `frame`, first adding any column the table lacks
     (existing rows get NULL there): a results table gains columns as the measurements grow."""
+    _add_missing_columns(warehouse, table, frame)
+    return warehouse.replace_rows(table, frame, where)
+
+
+def append_rows_growing(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
+    """Append `frame` to `table`, first adding any column the table lacks (as `replace_rows_growing`)."""
+    _add_missing_columns(warehouse, table, frame)
+    return warehouse.append_rows(table, frame)
+
+
+def _add_missing_columns(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> None:
     if warehouse.table_exists(table):
         existing = set(warehouse.query(f"select * from {table} limit 0").columns)
         missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
         if missing:
             warehouse.ensure_table(table, missing)
-    return warehouse.replace_rows(table, frame, where)
 
 
 def record_gate(

@@ -33,7 +33,7 @@ from models.propensity import NoProductDataError, propensity_snapshot_months, tr
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
 from models.snapshots import SnapshotStore
-from orchestration.campaign_records import replace_rows_growing, sql_type
+from orchestration.campaign_records import append_rows_growing, replace_rows_growing
 from orchestration.partitions import monthly_partitions, partition_month
 from orchestration.queries import (
     SCORES_TABLE,
@@ -196,12 +196,8 @@ def write_month_in_chunks(warehouse: WarehouseResource, table: str, chunks: Iter
     for position, frame in enumerate(chunks):
         if position == 0:
             rows += write_month(warehouse, table, frame, month)
-            continue
-        existing = set(warehouse.query(f"select * from {table} limit 0").columns)
-        missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
-        if missing:
-            warehouse.ensure_table(table, missing)
-        rows += warehouse.append_rows(table, frame)
+        else:
+            rows += append_rows_growing(warehouse, table, frame)
     return rows
 
 
