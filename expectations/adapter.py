@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import great_expectations as gx
 import numpy as np
 import pandas as pd
+from dagster import AssetCheckResult, MetadataValue
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
 
 SAMPLE_ROWS = 5
 EXAMPLE_VALUES = 3
@@ -67,12 +74,6 @@ class Validation:
 @lru_cache(maxsize=1)
 def _context():
     """One ephemeral GX context per process: in memory, no analytics, no progress bars."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
@@ -253,7 +254,6 @@ def check_result(
     metadata holds the rows validated, the rules checked and broken, a table of the failing expectations, a few
     sample rows and the validation time.
     """
-    from dagster import AssetCheckResult, MetadataValue
 
     if description is None:
         description = (

@@ -1,6 +1,6 @@
 """Building blocks the raw suites share: the rules every delivered row must read by (no Dagster here).
 
-The collect stage keeps what it could not read beside each raw row (orchestration.raw_tables): the whole line in
+The collect stage keeps what it could not read beside each raw row (orchestration.lib.raw_tables): the whole line in
 `_unreadable_line` when it could not be split into the header's fields, a value in `_unreadable_<column>` when
 it is not of the column's type. These rules turn that into expectations with a description people can act on.
 """

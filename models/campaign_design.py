@@ -32,6 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from models.eligibility import eligibility
+from models.targeting import score_candidates
+
 CANDIDATE_COLUMNS = ("customer_id", "expected_incremental_profit", "stratum")
 PLAN_COLUMNS = [
     "campaign_id",
@@ -275,8 +278,6 @@ def plan_cycle(
     of a campaign's random draws. A campaign's budget buys test contacts at ``contact_cost + incentive_cost``
     each; a randomised pilot (no model yet) draws its whole capacity at random.
     """
-    from models.eligibility import eligibility
-    from models.targeting import score_candidates
 
     scores = scores.reset_index(drop=True)
     offer_table = offers.set_index("offer_id")

@@ -42,9 +42,18 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from dagster import AssetSelection, DagsterEventType, DagsterInstance
 
-from orchestration.partitions import next_month
-from orchestration.settings import Settings, load_settings
+from models.clv import BetaGeoNBD, rfm_summary
+from orchestration.cli import prepare_instance
+from orchestration.definitions import build_definitions
+from orchestration.jobs import LOOP_JOB_NAME
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR
+from orchestration.lib.lock import warehouse_lock
+from orchestration.lib.months import next_month
+from orchestration.lib.queries import orders_as_of
+from orchestration.lib.settings import Settings, load_settings
+from orchestration.resources import DuckDBWarehouseResource
 
 #: Targets of the benchmark on the reference machine (2 cores, 24 GB).
 CYCLE_SECONDS_TARGET = {100_000: 45.0, 1_000_000: 180.0}
@@ -205,14 +214,9 @@ def _stage_times(entries, step_stages: dict[str, str]) -> dict[str, dict[str, fl
 
 def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMeasurement]:
     """Run `months` of the loop (in order) through Dagster, measuring each cycle and its stages."""
-    from orchestration.cli import prepare_instance
 
     prepare_instance(settings)
-    from dagster import DagsterInstance
 
-    from orchestration.definitions import build_definitions
-    from orchestration.jobs import LOOP_JOB_NAME
-    from orchestration.resources.lock import warehouse_lock
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def(LOOP_JOB_NAME)
@@ -267,9 +271,6 @@ def compare_clv_fit(settings: Settings, month: date) -> dict[str, float]:
     """Fit BG/NBD with the project's code and with `lifetimes` on the same RFM summary (weeks)."""
     from lifetimes import BetaGeoFitter
 
-    from models.clv import BetaGeoNBD, rfm_summary
-    from orchestration.queries import orders_as_of
-    from orchestration.resources import DuckDBWarehouseResource
 
     orders = orders_as_of(DuckDBWarehouseResource(path=str(settings.warehouse_path)), month)
     month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
@@ -327,7 +328,6 @@ from per_customer
 def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tuple[float, float, dict[str, float]]:
     """dbt's execution time of `model` alone, of `model` plus every model upstream of it, in one run, and of
     each model of that chain (by name, slowest first)."""
-    from dagster import DagsterEventType
 
     durations: dict[str, float] = {}
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
@@ -350,9 +350,7 @@ def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tup
 
 def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float]:
     """The single raw DuckDB query against the warehouse's dbt RFM, on the same orders, same scores."""
-    from dagster import DagsterInstance
 
-    from orchestration.dbt_cli import DBT_PROJECT_DIR
 
     month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
@@ -391,9 +389,7 @@ def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float
 def run_analyse_stage(month: date) -> None:
     """Materialise the analyse stage (asset group ``analyse`` and its checks) of `month` in this process, with
     the settings of the environment (``--analyse-stage``: the child process of :func:`measure_analyse_stage`)."""
-    from dagster import AssetSelection, DagsterInstance
 
-    from orchestration.definitions import build_definitions
 
     defs = build_definitions(load_settings())
     keys = AssetSelection.groups("analyse").resolve(defs.resolve_asset_graph())

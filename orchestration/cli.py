@@ -30,10 +30,34 @@ from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
+from dagster import BetaWarning, DagsterEventType, DagsterInstance, PreviewWarning
 
-from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
-from orchestration.jobs import LoopOrderError, completed_months, months_between, months_to_run
-from orchestration.settings import ConfigurationError, Settings, load_settings
+from orchestration.definitions import build_definitions
+from orchestration.jobs import (
+    FILES_TAG,
+    LAUNCHED_BY_TAG,
+    LOOP_JOB_NAME,
+    LoopOrderError,
+    completed_months,
+    describe_run,
+    files_of_month,
+    fingerprint,
+    loop_position,
+    months_between,
+    months_to_run,
+    runs_in_flight,
+)
+from orchestration.lib.campaign_records import approve_from_command_line
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from orchestration.lib.importer import TransactionLogError, describe, import_transaction_log
+from orchestration.lib.lock import warehouse_lock
+from orchestration.lib.months import next_month
+from orchestration.lib.privacy import forget
+from orchestration.lib.reports import cycle_row, write_loop_summary
+from orchestration.lib.settings import ConfigurationError, Settings, load_settings
+from orchestration.resources import warehouse_resource
+from orchestration.runs import recover_dead_runs
+from orchestration.stages.design.checks import clear_plan_gates
 
 __all__ = ["LoopOrderError", "completed_months", "main", "months_to_run", "prepare_instance", "run_cycles"]
 
@@ -139,7 +163,6 @@ class RunProgress:
                 self._draw()
 
     def _poll(self) -> None:
-        from dagster import DagsterEventType
 
         kinds = {DagsterEventType(name) for name in self.EVENTS}
         connection = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, of_type=kinds)
@@ -188,14 +211,11 @@ def _load_definitions(settings: Settings):
     manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
     if not manifest.exists():
         raise SetupError(f"the dbt manifest {manifest} does not exist: run `crm-loop prepare` (or `make install`)")
-    from orchestration.definitions import build_definitions
 
     return build_definitions(settings)
 
 
 def _refuse_if_busy(instance) -> None:
-    from orchestration.jobs import describe_run, runs_in_flight
-    from orchestration.resources.lock import recover_dead_runs
 
     recover_dead_runs(instance)  # a run whose process was killed is failed, not "in progress" forever
     in_flight = runs_in_flight(instance)
@@ -207,7 +227,6 @@ def _refuse_if_busy(instance) -> None:
 
 
 def _run_tags(settings: Settings, month: date, launched_by: str) -> dict[str, str]:
-    from orchestration.jobs import FILES_TAG, LAUNCHED_BY_TAG, files_of_month, fingerprint
 
     tags = {LAUNCHED_BY_TAG: launched_by}
     if settings.source == "files":
@@ -227,11 +246,7 @@ def run_months(
     """Launch the loop job for the months `plan_months(done)` returns, one run each, in order; each month
     starts only after the previous one succeeded. Prints progress and the cycle table unless `quiet`."""
     prepare_instance(settings)
-    from dagster import DagsterInstance
 
-    from orchestration.jobs import LOOP_JOB_NAME
-    from orchestration.reports import cycle_row, write_loop_summary
-    from orchestration.resources.lock import warehouse_lock
 
     rows: list[dict] = []
     with DagsterInstance.get() as instance:
@@ -272,7 +287,7 @@ def run_months(
             rows.append(row)
             if not quiet:
                 print(f"cycle {current:%Y-%m} done in {row['seconds']} s (run {result.run_id})", flush=True)
-    summary = write_loop_summary(settings, warehouse, source)
+    summary = write_loop_summary(settings, warehouse, source.world() if source.kind == "simulator" else None)
     if not quiet:
         print("\nCycles")
         _print_table(rows)
@@ -339,10 +354,7 @@ def _root_message(error) -> str:
 # ------------------------------------------------------------------------------------ status, report
 def show_status(settings: Settings) -> None:
     prepare_instance(settings)
-    from dagster import DagsterInstance
 
-    from orchestration.jobs import describe_run, loop_position
-    from orchestration.resources.lock import recover_dead_runs
 
     with DagsterInstance.get() as instance:
         for run_id in recover_dead_runs(instance):  # killed runs are failures, not "in progress" forever
@@ -363,7 +375,6 @@ def show_status(settings: Settings) -> None:
 
 def _month_ranges(months: list[date]) -> str:
     """`2025-01 .. 2025-06, 2025-09` (runs of consecutive months collapsed)."""
-    from orchestration.partitions import next_month
 
     spans: list[list[date]] = []
     for month in months:
@@ -452,7 +463,6 @@ def _add_import_parser(commands) -> None:
 
 def import_orders(args: argparse.Namespace, settings: Settings) -> int:
     """`crm-loop import-orders`: write the monthly order files and print what was written and how to run on it."""
-    from orchestration.importer import TransactionLogError, describe, import_transaction_log
 
     if not args.log.is_file():
         print(f"crm-loop: {args.log}: no such file", file=sys.stderr)
@@ -477,10 +487,6 @@ def import_orders(args: argparse.Namespace, settings: Settings) -> int:
 
 def _quiet_library_warnings() -> None:
     """Warnings meant for the authors of Dagster definitions, not for the person running the loop."""
-    try:
-        from dagster._utils.warnings import BetaWarning, PreviewWarning
-    except ImportError:  # a Dagster without these categories
-        return
     warnings.filterwarnings("ignore", category=PreviewWarning)
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", message=".*varying BackfillPolicies.*")
@@ -497,9 +503,6 @@ def _add_approve_parser(commands) -> None:
 
 
 def approve_plan(settings: Settings, args) -> int:
-    from orchestration.assets.execute import clear_plan_gates
-    from orchestration.campaign_records import approve_from_command_line
-    from orchestration.resources import warehouse_resource
 
     warehouse = warehouse_resource(settings)
     print(approve_from_command_line(warehouse, args.month, args.by, args.plan_hash, clear_plan_gates))
@@ -507,9 +510,7 @@ def approve_plan(settings: Settings, args) -> int:
 
 
 def forget_customer(settings: Settings, args) -> int:
-    """`crm-loop forget CUSTOMER_ID`: erase the customer's personal data (orchestration.privacy)."""
-    from orchestration.privacy import forget
-    from orchestration.resources import warehouse_resource
+    """`crm-loop forget CUSTOMER_ID`: erase the customer's personal data (orchestration.lib.privacy)."""
 
     warehouse = warehouse_resource(settings)
     erasure = forget(

@@ -44,8 +44,10 @@ from dagster import (
     sensor,
 )
 
-from orchestration.partitions import month_key, monthly_partitions, next_month, partition_month, previous_month
-from orchestration.settings import Settings
+from orchestration.lib.months import month_key, next_month, partition_month, previous_month
+from orchestration.lib.raw_tables import RAW_TABLES, SourceError, month_files
+from orchestration.lib.settings import Settings
+from orchestration.partitions import monthly_partitions
 
 LOOP_JOB_NAME = "crm_loop"
 PARTITION_TAG = "dagster/partition"
@@ -221,7 +223,6 @@ def build_monthly_schedule(settings: Settings) -> ScheduleDefinition:
 
 def files_of_month(files_dir: Path, month: date, with_history: bool) -> list[Path]:
     """Every file of every raw table the loop reads for `month` (all months up to it for the first month)."""
-    from orchestration.raw_tables import RAW_TABLES, month_files
 
     found = []
     for table in RAW_TABLES:
@@ -233,7 +234,6 @@ def files_of_month(files_dir: Path, month: date, with_history: bool) -> list[Pat
 
 def missing_orders_file(settings: Settings, position: LoopPosition, files: list[Path] | None = None) -> str | None:
     """What the files source still waits for before the upcoming month can start, or None."""
-    from orchestration.raw_tables import SourceError
 
     month = position.upcoming
     if files is None:
@@ -273,7 +273,6 @@ def build_files_sensor(settings: Settings) -> SensorDefinition:
         ),
     )
     def new_month_of_files(context: SensorEvaluationContext):
-        from orchestration.raw_tables import SourceError
 
         if not files_source:
             return SkipReason(f"CRM_SOURCE={settings.source}: this sensor watches CRM_FILES_DIR for CRM_SOURCE=files")

@@ -25,7 +25,11 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
 
+from models.clv import score_customers
+from models.features import customer_features
+from models.parallelism import fit_threads
 from simulator.evaluation import true_individual_profit
 from simulator.months import month_at
 from simulator.world import SimulatedWorld
@@ -56,9 +60,7 @@ def binned_mean_r_squared(column: pd.Series, y: np.ndarray, folds: np.ndarray, b
 
 def cross_fitted_predictions(features: pd.DataFrame, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Out-of-fold predictions of y by gradient-boosted trees (depth 4, 300 steps of 0.05)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from models.parallelism import fit_threads
 
     predicted = np.empty(len(y))
     matrix = features.to_numpy(dtype="float64")
@@ -80,8 +82,6 @@ def observable_features(world: SimulatedWorld, as_of: date) -> pd.DataFrame:
     """What the analyse stage observes of every customer with an order by the end of ``as_of`` (index
     customer_id): the point-in-time features (models.features) and the BG/NBD + Gamma-Gamma scores (models.clv),
     numeric columns only. ``as_of`` must be the world's first month (its burn-in history)."""
-    from models.clv import score_customers
-    from models.features import customer_features
 
     raw = world.orders(as_of)
     products = world.products().set_index("product_id")

@@ -14,13 +14,13 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
+from orchestration.assets import analyse
 from simulated_orders import simulated_orders
 
 from models.artefacts import artefact_dir, load_artefact
 from models.scoring import score_with_models
-from orchestration import checks
-from orchestration.assets import analyse
 from orchestration.resources import DuckDBWarehouseResource, WarehouseResource
+from orchestration.stages.analyse import checks
 
 MONTHS = ("2025-05-01", "2025-06-01")
 ANALYSE_ASSETS = [
@@ -200,8 +200,8 @@ def test_a_plain_transaction_log_scores_in_revenue_without_propensity(tmp_path) 
     as of 2025-12 (= 1997-12)."""
     import importlib.resources
 
-    from orchestration.importer import import_transaction_log
-    from orchestration.raw_tables import read_table_file
+    from orchestration.lib.importer import import_transaction_log
+    from orchestration.lib.raw_tables import read_table_file
 
     log = importlib.resources.files("lifetimes") / "datasets" / "CDNOW_sample.txt"
     import_transaction_log(log, tmp_path / "inbox", columns=["-", "customer_id", "order_date", "quantity", "amount"])

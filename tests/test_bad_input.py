@@ -17,7 +17,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.partitions import monthly_partitions, next_month, partition_month, previous_month
+from orchestration.lib.months import next_month, partition_month, previous_month
+from orchestration.partitions import monthly_partitions
 
 FIRST = partition_month(monthly_partitions.get_first_partition_key())
 SECOND = next_month(FIRST)
@@ -262,12 +263,12 @@ class World:
 @pytest.fixture(scope="module")
 def fresh_world(dbt_manifest, tmp_path_factory):
     """A factory of worlds with a good inbox: collect, the four raw gates, and the dbt warehouse downstream."""
-    from orchestration import gates
-    from orchestration.assets.collect import collect_raw_tables
-    from orchestration.assets.warehouse import customer_warehouse, dbt_project
-    from orchestration.dbt_cli import dbt_executable
+    from orchestration.lib.dbt_project import dbt_executable
     from orchestration.resources import DuckDBWarehouseResource, SourceResource
     from orchestration.resources.dbt import WarehouseDbtResource
+    from orchestration.stages.collect import gates
+    from orchestration.stages.collect.assets import collect_raw_tables
+    from orchestration.stages.warehouse.assets import customer_warehouse, dbt_project
 
     raw_gates = [
         gates.suite_raw_orders,

@@ -553,8 +553,8 @@ def test_cdnow_sample_through_the_importer_reproduces_the_published_fits(tmp_pat
     """CDNOW_sample.txt (master id, sample id, YYYYMMDD, CDs, dollars) imported as a plain transaction log into
     the files-source layout `<dir>/orders/<YYYY-MM>.csv`, read back as the files source reads it, and fitted as
     the analyse stage fits it (calibration through 1997-09-30, revenue: the log has no margin)."""
-    from orchestration.importer import import_transaction_log
-    from orchestration.raw_tables import read_table_file
+    from orchestration.lib.importer import import_transaction_log
+    from orchestration.lib.raw_tables import read_table_file
 
     summary = import_transaction_log(
         CDNOW / "CDNOW_sample.txt", tmp_path / "inbox", columns=["-", "customer_id", "order_date", "quantity", "amount"]

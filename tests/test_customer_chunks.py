@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import materialize
+from orchestration.assets import analyse
 from simulated_orders import simulated_orders
 from test_analyse_assets import ANALYSE_ASSETS, BLOCKING, SCORE_CHECKS, _build_warehouse, _check, _metadata
 
@@ -27,7 +28,6 @@ from models.customer_chunks import (
     training_sample,
 )
 from orchestration import queries
-from orchestration.assets import analyse
 from orchestration.resources import DuckDBWarehouseResource
 
 MONTH = "2025-06-01"

@@ -13,7 +13,7 @@ from dagster import (
     TableSchema,
 )
 
-from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
+from orchestration.stages.warehouse.dbt_column_metadata import ColumnMetadataStore, project_version
 
 SCHEMA = MetadataValue.table_schema(TableSchema(columns=[TableColumn("customer_id", "varchar")]))
 LINEAGE = MetadataValue.column_lineage(

@@ -1,5 +1,6 @@
-"""dbt run inside the Dagster process (orchestration.dbt_in_process), as the loop runs it on Spark: its events
-become the Dagster events a dbt subprocess's would, and a failing build stops with the failing nodes named.
+"""dbt run inside the Dagster process (orchestration.stages.warehouse.dbt_in_process), as the loop runs it on
+Spark: its events become the Dagster events a dbt subprocess's would, and a failing build stops with the failing
+nodes named.
 
 Run here on the DuckDB target over the tiny world of tests/test_dbt_warehouse.py: the class is the same for any
 target, and DuckDB starts in milliseconds (tests/test_spark_loop.py runs it on Spark inside the loop).
@@ -15,8 +16,8 @@ import pytest
 from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization
 from test_dbt_warehouse import MONTH_1, make_raw_world, write_raw
 
-from orchestration.assets.warehouse import WarehouseTranslator, dbt_build_arguments, dbt_project
-from orchestration.dbt_in_process import DbtBuildFailed, InProcessDbt
+from orchestration.stages.warehouse.assets import WarehouseTranslator, dbt_build_arguments, dbt_project
+from orchestration.stages.warehouse.dbt_in_process import DbtBuildFailed, InProcessDbt
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ LOG_MONTH = date(2025, 1, 1)
 REPLAY_MONTHS = [d.date() for d in pd.date_range("2024-04-01", "2025-03-01", freq="MS")]
 SQLFLUFF_BIN = DBT_BIN.with_name("sqlfluff")
 
-# The raw contract's column types (orchestration/raw_tables.py), for the tables a transaction log lacks.
+# The raw contract's column types (orchestration/lib/raw_tables.py), for the tables a transaction log lacks.
 EMPTY_RAW_TABLES = {
     "customers": "customer_id varchar, full_name varchar, email varchar, phone varchar, signup_date timestamp, "
     "email_consent boolean, _loaded_month timestamp",

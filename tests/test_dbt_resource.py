@@ -6,9 +6,9 @@ import pytest
 from dagster_dbt.core import resource as dagster_dbt_resource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
-from orchestration.assets.warehouse import dbt_build_arguments, dbt_project, release_dbt_adapter
-from orchestration.dbt_cli import dbt_executable
+from orchestration.lib.dbt_project import dbt_executable
 from orchestration.resources.dbt import WarehouseDbtResource, installed_dbt_version
+from orchestration.stages.warehouse.assets import dbt_build_arguments, dbt_project, release_dbt_adapter
 
 
 def _resource(executable: str | None = None) -> WarehouseDbtResource:

@@ -6,8 +6,8 @@ import duckdb
 import pytest
 from dagster import AssetCheckResult, AssetKey, AssetMaterialization, Output
 
-from orchestration.dbt_row_counts import with_row_counts
 from orchestration.resources import DuckDBWarehouseResource, WarehouseResource
+from orchestration.stages.warehouse.dbt_row_counts import with_row_counts
 
 MANIFEST = {
     "nodes": {

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.dbt_cli import dbt_executable
+from orchestration.lib.dbt_project import dbt_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO_ROOT / "dbt_project"

@@ -73,9 +73,9 @@ def test_the_warehouse_engine_chooses_the_warehouse_resource(dbt_manifest, tmp_p
     """CRM_WAREHOUSE_ENGINE binds the DuckDB file (default) or the Spark warehouse to every stage's `warehouse`;
     the Spark tables and metastore default to $CRM_HOME/spark; any other engine is refused by name."""
     from orchestration.definitions import build_resources
+    from orchestration.lib.settings import ConfigurationError, load_settings
     from orchestration.resources.spark import SparkWarehouseResource
     from orchestration.resources.warehouse import DuckDBWarehouseResource
-    from orchestration.settings import ConfigurationError, load_settings
 
     monkeypatch.setenv("CRM_HOME", str(tmp_path))
     for name in ("CRM_SPARK_HOME", "CRM_WAREHOUSE_ENGINE"):  # unset here, and as before once the test is done
@@ -100,7 +100,7 @@ def test_the_analyse_scale_settings_reach_the_warehouse_resource(dbt_manifest, t
     """CRM_CUSTOMERS_PER_CHUNK and CRM_TRAINING_CUSTOMERS set how much of the base the analyse stage holds in
     memory (defaults 200,000 and 400,000, on either engine); a value below 1 is refused by name."""
     from orchestration.definitions import build_resources
-    from orchestration.settings import ConfigurationError, load_settings
+    from orchestration.lib.settings import ConfigurationError, load_settings
 
     monkeypatch.setenv("CRM_HOME", str(tmp_path))
     for name in ("CRM_CUSTOMERS_PER_CHUNK", "CRM_TRAINING_CUSTOMERS", "CRM_WAREHOUSE_ENGINE"):

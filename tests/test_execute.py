@@ -1,4 +1,4 @@
-"""Execute (orchestration/assets/execute.py, campaign_records.py, resources/channel.py): exactly once, gated.
+"""Execute (orchestration/stages/execute, lib/campaign_records.py, resources/channel.py): exactly once, gated.
 
 Protected properties: a delivery that fails halfway resumes without sending any contact twice, at the channel or
 in the delivery log; the `file` channel writes the documented columns and never writes a key twice; consent is
@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from models.campaign_design import plan_content_hash
-from orchestration.assets.execute import contacts_at_send_time, deliver_exactly_once, idempotency_key
-from orchestration.campaign_records import (
+from orchestration.lib.campaign_records import (
     PLAN_GATES,
     PlanNotCleared,
     approval_of,
@@ -25,9 +24,10 @@ from orchestration.campaign_records import (
     record_approval,
     record_gate,
 )
-from orchestration.queries import DELIVERIES_TABLE, PLAN_TABLE
+from orchestration.lib.queries import DELIVERIES_TABLE, PLAN_TABLE
 from orchestration.resources import ChannelResource, DuckDBWarehouseResource, WarehouseResource
 from orchestration.resources.channel import EXPORT_COLUMNS
+from orchestration.stages.execute.assets import contacts_at_send_time, deliver_exactly_once, idempotency_key
 
 MONTH = date(2025, 3, 1)
 DELIVERY = date(2025, 4, 1)
@@ -169,8 +169,9 @@ def test_the_approve_command_refuses_a_plan_changed_since_review(warehouse: Ware
 def test_outside_simulation_the_plan_waits_for_a_recorded_approval(warehouse: WarehouseResource, tmp_path) -> None:
     from dagster import Failure, build_asset_context
 
-    from orchestration.assets.execute import ApprovalConfig, campaign_plan_approval, plan_gate_rules
     from orchestration.resources import SourceResource
+    from orchestration.stages.design.checks import plan_gate_rules
+    from orchestration.stages.execute.assets import ApprovalConfig, campaign_plan_approval
 
     plan = write_plan(warehouse, ["test", "test", "control"])
     assert set(PLAN_GATES) <= set(plan_gate_rules())  # every blocking check of the plan is a gate of execute
@@ -197,7 +198,7 @@ def test_outside_simulation_the_plan_waits_for_a_recorded_approval(warehouse: Wa
 
 
 def test_a_gate_that_has_not_judged_this_plan_validates_it_before_approval(warehouse, monkeypatch) -> None:
-    from orchestration.assets import execute
+    from orchestration.stages.design import checks as design_checks
 
     plan = write_plan(warehouse, ["test", "test", "control"])
     plan_hash = plan_content_hash(plan)
@@ -211,16 +212,16 @@ def test_a_gate_that_has_not_judged_this_plan_validates_it_before_approval(wareh
         return check
 
     monkeypatch.setattr(
-        execute, "plan_gate_rules", lambda: {"recorded": rule("recorded", True), "silent": rule("silent", False)}
+        design_checks, "plan_gate_rules", lambda: {"recorded": rule("recorded", True), "silent": rule("silent", False)}
     )
     record_gate(warehouse, MONTH, plan_hash, "recorded", True)
-    assert execute.clear_plan_gates(warehouse, MONTH, plan_hash) == ["silent"]
+    assert design_checks.clear_plan_gates(warehouse, MONTH, plan_hash) == ["silent"]
     assert judged == ["silent"]  # a gate that already passed this exact plan is not asked again
     assert gates_not_passed(warehouse, MONTH, plan_hash, ["recorded", "silent"]) == ["silent"]
 
 
 def test_a_contact_list_breaking_the_suite_is_stopped_before_sending() -> None:
-    from orchestration.gates import outgoing_contact_list_gate
+    from orchestration.stages.execute.checks import outgoing_contact_list_gate
 
     test = pd.DataFrame({"campaign_id": ["c1", "c1", "c2"], "customer_id": ["A", "B", "C"], "group": "test"})
     consent = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "email_consent": [True, True, False, True]})

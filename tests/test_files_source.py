@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from orchestration.raw_tables import (
+from orchestration.lib.raw_tables import (
     LOADED_MONTH,
     RAW_SCHEMAS,
     SourceError,
@@ -265,10 +265,11 @@ def _read(warehouse: Path, sql: str) -> pd.DataFrame:
 def test_collect_lands_history_once_and_creates_every_table(tmp_path):
     from dagster import materialize
 
-    from orchestration.assets.collect import collect_raw_tables
-    from orchestration.partitions import monthly_partitions, next_month, partition_month, previous_month
-    from orchestration.queries import PLAN_SCHEMA, PLAN_TABLE
+    from orchestration.lib.months import next_month, partition_month, previous_month
+    from orchestration.lib.queries import PLAN_SCHEMA, PLAN_TABLE
+    from orchestration.partitions import monthly_partitions
     from orchestration.resources import DuckDBWarehouseResource
+    from orchestration.stages.collect.assets import collect_raw_tables
 
     first = partition_month(monthly_partitions.get_first_partition_key())
     second = next_month(first)

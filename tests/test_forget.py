@@ -66,7 +66,7 @@ def _mentions(warehouse: Path, needles: dict[str, str]) -> dict[str, list[str]]:
 def world(dbt_manifest, tmp_path_factory):
     """One month of the loop on a small simulated company, contacts exported to files (CRM_CHANNEL=file)."""
     from orchestration.cli import run_cycles
-    from orchestration.settings import load_settings
+    from orchestration.lib.settings import load_settings
     from simulator import SimulatedWorld
 
     home = tmp_path_factory.mktemp("forget") / "crm"
@@ -135,9 +135,9 @@ def test_forget_erases_the_customer_and_keeps_the_aggregates(world):
 def test_a_forgotten_customer_delivered_again_arrives_anonymised(world):
     from dagster import materialize
 
-    from orchestration import gates
-    from orchestration.assets.collect import collect_raw_tables
     from orchestration.resources import DuckDBWarehouseResource, SourceResource
+    from orchestration.stages.collect import gates
+    from orchestration.stages.collect.assets import collect_raw_tables
 
     settings = world["settings"]
     warehouse = settings.warehouse_path

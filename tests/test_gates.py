@@ -15,6 +15,10 @@ import pytest
 from dagster import AssetCheckResult
 
 from expectations.adapter import check_result, validate
+from orchestration.stages.analyse.checks import scores_gate, suite_customer_scores
+from orchestration.stages.design.checks import global_control_members, plan_gate
+from orchestration.stages.execute.checks import contact_list_gate
+from orchestration.stages.warehouse.gates import features_gate
 
 MONTH = date(2025, 3, 1)
 NEXT = pd.Timestamp("2025-04-01")
@@ -146,19 +150,17 @@ def _sql(warehouse, *statements: str) -> None:
 
 
 def test_every_derived_gate_passes_on_good_data(warehouse):
-    from orchestration import gates
 
     for result, message in (
-        gates.features_gate(warehouse, MONTH),
-        gates.scores_gate(warehouse, MONTH),
-        gates.plan_gate(warehouse, MONTH, global_control_share=0.0),
-        gates.contact_list_gate(warehouse, MONTH),
+        features_gate(warehouse, MONTH),
+        scores_gate(warehouse, MONTH),
+        plan_gate(warehouse, MONTH, global_control_share=0.0),
+        contact_list_gate(warehouse, MONTH),
     ):
         assert result.passed and message == "", result.description
 
 
 def test_the_features_gate_wants_every_value_a_model_needs_and_every_buyer(warehouse):
-    from orchestration import gates
 
     _sql(
         warehouse,
@@ -166,7 +168,7 @@ def test_the_features_gate_wants_every_value_a_model_needs_and_every_buyer(wareh
         "update marts.customer_features set return_rate = 1.5 where customer_id = 'C3'",
         "delete from marts.customer_features where customer_id = 'C1'",
     )
-    result, message = gates.features_gate(warehouse, MONTH)
+    result, message = features_gate(warehouse, MONTH)
     assert not result.passed
     assert "recency_days has a value (a model needs it): 1 row" in message
     assert "return_rate is in [0, 1]: 1 row (e.g. 1.5)" in message
@@ -174,7 +176,6 @@ def test_the_features_gate_wants_every_value_a_model_needs_and_every_buyer(wareh
 
 
 def test_the_scores_gate_wants_probabilities_and_every_customer_scored_once(warehouse):
-    from orchestration import gates
 
     _sql(
         warehouse,
@@ -182,7 +183,7 @@ def test_the_scores_gate_wants_probabilities_and_every_customer_scored_once(ware
         "update analytics.customer_scores set clv = null where customer_id = 'C2'",
         "insert into analytics.customer_scores select * from analytics.customer_scores where customer_id = 'C3'",
     )
-    result, message = gates.scores_gate(warehouse, MONTH)
+    result, message = scores_gate(warehouse, MONTH)
     assert not result.passed
     assert "churn_probability is a probability in [0, 1]: 1 row (e.g. 1.2)" in message
     assert "clv has a value (design needs it): 1 row" in message
@@ -191,8 +192,6 @@ def test_the_scores_gate_wants_probabilities_and_every_customer_scored_once(ware
 
 
 def test_the_plan_gate_checks_consent_holdout_control_share_budget_and_overlap(warehouse):
-    from orchestration import gates
-    from orchestration.gates import global_control_members
 
     _sql(
         warehouse,
@@ -203,7 +202,7 @@ def test_the_plan_gate_checks_consent_holdout_control_share_budget_and_overlap(w
             ('2025-04-winback', 'C2', 'voucher', 'test', 1.0, 'winback', '2025-04-01', '2025-03-01')""",
         "update reference.campaign_objectives set budget = 15, control_share = 0.9 where objective = 'winback'",
     )
-    result, message = gates.plan_gate(warehouse, MONTH, global_control_share=0.0)
+    result, message = plan_gate(warehouse, MONTH, global_control_share=0.0)
     assert not result.passed
     assert "no customer without consent: 1 row (e.g. 'C3')" in message
     assert "no customer is in two campaigns: 2 rows (e.g. 'C2', 'C2')" in message
@@ -212,19 +211,18 @@ def test_the_plan_gate_checks_consent_holdout_control_share_budget_and_overlap(w
 
     # the global control group: the design stage's salted hash puts C3 (and not C1, C2) in a half-size holdout
     assert global_control_members(pd.Series(["C1", "C2", "C3"]), 0.5).tolist() == [False, False, True]
-    _, message = gates.plan_gate(warehouse, MONTH, global_control_share=0.5)
+    _, message = plan_gate(warehouse, MONTH, global_control_share=0.5)
     assert "no customer of the global control group: 1 row (e.g. 'C3')" in message
 
 
 def test_the_contact_list_gate_allows_only_the_plan_test_group_once(warehouse):
-    from orchestration import gates
 
     _sql(
         warehouse,
         "insert into campaigns.campaign_deliveries values ('k2', '2025-04-01', '2025-04-retention', 'C2')",
         "insert into campaigns.campaign_deliveries values ('k1', '2025-04-01', '2025-04-retention', 'C1')",
     )
-    result, message = gates.contact_list_gate(warehouse, MONTH)
+    result, message = contact_list_gate(warehouse, MONTH)
     assert not result.passed
     assert "only test-group customers of the approved plan are contacted: 1 row (e.g. 'C2')" in message
     assert "no customer is contacted twice by a campaign: 2 rows" in message
@@ -235,7 +233,6 @@ def test_the_contact_list_gate_allows_only_the_plan_test_group_once(warehouse):
 def test_a_failed_gate_stops_everything_downstream_with_its_message(warehouse):
     from dagster import AssetKey, asset, materialize
 
-    from orchestration import gates
     from orchestration.partitions import monthly_partitions
 
     @asset(key="customer_scores", partitions_def=monthly_partitions)
@@ -247,7 +244,7 @@ def test_a_failed_gate_stops_everything_downstream_with_its_message(warehouse):
         raise AssertionError("must not run")
 
     result = materialize(
-        [bad_scores, downstream, gates.suite_customer_scores],
+        [bad_scores, downstream, suite_customer_scores],
         partition_key=MONTH.isoformat(),
         resources={"warehouse": warehouse},
         raise_on_error=False,
@@ -284,8 +281,8 @@ def test_every_stage_output_has_a_blocking_suite(dbt_manifest):
 # -------------------------------------------------------------------------------------------------- speed
 def test_a_raw_suite_validates_a_first_month_of_20000_customers_well_under_a_second(tmp_path):
     from expectations import raw_customers, raw_orders
-    from orchestration.gates import raw_parameters
-    from orchestration.raw_tables import LOADED_MONTH, delivered_frame
+    from orchestration.lib.raw_tables import LOADED_MONTH, delivered_frame
+    from orchestration.stages.collect.gates import raw_parameters
     from simulator import SimulatedWorld
 
     world = SimulatedWorld(tmp_path, seed=7, n_customers=20_000)

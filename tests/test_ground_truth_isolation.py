@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLATFORM_PACKAGES = ("orchestration", "models", "expectations")
 # The one platform module allowed to ask the simulator's evaluation for true effects: the report that
 # labels them `true_*` next to the measured ones.
-EVALUATION_READERS = {Path("orchestration/reports.py")}
+EVALUATION_READERS = {Path("orchestration/lib/reports.py")}
 
 
 def _imported_modules(path: Path) -> set[str]:

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.importer import TransactionLogError, import_transaction_log
-from orchestration.raw_tables import read_table_file
+from orchestration.lib.importer import TransactionLogError, import_transaction_log
+from orchestration.lib.raw_tables import read_table_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CDNOW_COLUMNS = ["customer_id", "order_date", "quantity", "amount"]
@@ -256,10 +256,10 @@ def _materialise(partition_key: str, report: str) -> None:
     """In a fresh interpreter: materialise collect + the dbt warehouse for one partition, report as JSON."""
     from dagster import materialize
 
-    from orchestration.assets.collect import collect_raw_tables
-    from orchestration.assets.warehouse import customer_warehouse
     from orchestration.definitions import build_resources
-    from orchestration.settings import load_settings
+    from orchestration.lib.settings import load_settings
+    from orchestration.stages.collect.assets import collect_raw_tables
+    from orchestration.stages.warehouse.assets import customer_warehouse
 
     result = materialize(
         [collect_raw_tables, customer_warehouse],

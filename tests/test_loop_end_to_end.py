@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from orchestration.cli import LoopOrderError, months_to_run, run_cycles
-from orchestration.settings import load_settings
+from orchestration.lib.settings import load_settings
 from tests.conftest import YEAR_CUSTOMERS, YEAR_SEEDS
 
 MONTHS = [f"2025-{month:02d}" for month in range(1, 13)]

@@ -2,7 +2,7 @@
 
 Each seed runs `crm-loop run --cycles 12` on a small default world (3,000 customers) in its own process (the
 `simulated_years` fixture of tests/conftest.py, shared with the end-to-end tests). From `loop_summary.csv`,
-whose `true_*` and `*_true_profit` columns come from the simulator's ground truth (orchestration/reports.py):
+whose `true_*` and `*_true_profit` columns come from the simulator's ground truth (orchestration/lib/reports.py):
 
 - the measured 95% interval of the response uplift covers the true uplift in at least 90% of all campaign
   measurements;

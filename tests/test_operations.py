@@ -31,7 +31,6 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from orchestration import charts
 from orchestration.cli import INSTANCE_HEADER, main, prepare_instance
 from orchestration.jobs import (
     FILES_TAG,
@@ -43,7 +42,8 @@ from orchestration.jobs import (
     build_monthly_schedule,
     months_between,
 )
-from orchestration.settings import Settings
+from orchestration.lib import charts
+from orchestration.lib.settings import Settings
 
 JAN, FEB, MAR, APR, MAY = (date(2025, month, 1) for month in range(1, 6))
 

@@ -1,4 +1,4 @@
-"""The proof's baselines (orchestration/reports.py): random, oracle and contact-everyone on the same customers.
+"""The proof's baselines (orchestration/lib/reports.py): random, oracle and contact-everyone on the same customers.
 
 Protected properties: every baseline draws from the customers the campaign's decision log marks eligible; random
 is the expected true profit of a uniform draw of as many customers as the budget buys; the oracle spends the same
@@ -12,8 +12,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from orchestration.queries import DECISIONS_TABLE, PLAN_CAMPAIGNS_TABLE
-from orchestration.reports import baseline_policies_true_profit
+from orchestration.lib.queries import DECISIONS_TABLE, PLAN_CAMPAIGNS_TABLE
+from orchestration.lib.reports import baseline_policies_true_profit
 from orchestration.resources import DuckDBWarehouseResource
 
 OFFERS = pd.DataFrame(

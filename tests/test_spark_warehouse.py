@@ -3,13 +3,13 @@
 One module-scoped pair of builds over the tiny world of tests/test_dbt_warehouse.py, with the raw tables typed
 as the collect stage writes them (dates of the contract as timestamps). DuckDB builds as of 2025-01, 2025-02 and
 2025-01 again (a rebuild of a past month). The raw tables are then copied into a local Spark (its own metastore
-and warehouse directory under a temp directory) by the loader's command (`python -m orchestration.spark_warehouse`),
+and warehouse directory under a temp directory) by the loader's command (`python -m orchestration.lib.spark_warehouse`),
 and dbt builds the same three months on Spark: the snapshot marts go through insert_overwrite into an existing
 month partition and into a new one. Every model (staging views, the intermediate table, every mart; both months of
 each snapshot) must hold the same rows on both engines: text, flags and dates equal, numbers within 1e-9 relative.
 
 The Python stages' warehouse on Spark (orchestration.resources.spark) answers the analyse and design stages'
-reads (orchestration/queries.py) with the same frames as the DuckDB resource on these builds, and its writes
+reads (orchestration/lib/queries.py) with the same frames as the DuckDB resource on these builds, and its writes
 replace a month as the DuckDB resource's do.
 
 The Derby metastore admits one JVM, and a JVM takes seconds to start: the loader, the three dbt builds (dbt's
@@ -43,12 +43,12 @@ from test_dbt_warehouse import (
 
 from models.customer_chunks import HASH_SLOTS, CustomerRange, TrainingSample
 from orchestration import queries
-from orchestration.privacy import ERASURES_TABLE, forget
-from orchestration.raw_tables import warehouse_columns
+from orchestration.lib.privacy import ERASURES_TABLE, forget
+from orchestration.lib.raw_tables import warehouse_columns
+from orchestration.lib.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
+from orchestration.lib.spark_warehouse import main as load_sources_main
 from orchestration.resources.spark import SparkWarehouseResource, spark_sql
 from orchestration.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
-from orchestration.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters
-from orchestration.spark_warehouse import main as load_sources_main
 
 BUILDS = (MONTH_1, MONTH_2, MONTH_1)  # a month, the next one, then a rebuild of the first
 
@@ -432,7 +432,7 @@ def assert_same_frame(name: str, duckdb_frame: pd.DataFrame, spark_frame: pd.Dat
     pd.testing.assert_frame_equal(spark_frame, duckdb_frame, check_exact=False, rtol=RELATIVE_TOLERANCE, obj=name)
 
 
-# The reads of the analyse and design stages (orchestration/queries.py), as they call them; True: the query
+# The reads of the analyse and design stages (orchestration/lib/queries.py), as they call them; True: the query
 # orders its rows.
 STAGE_READS = {
     "orders_as_of": (lambda warehouse: queries.orders_as_of(warehouse, MONTH_1), True),

@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
 from orchestration.definitions import build_definitions
-from orchestration.settings import load_settings
+from orchestration.lib.settings import load_settings
 from tests.test_dbt_warehouse import make_raw_world, write_raw
 
 pytestmark = pytest.mark.slow

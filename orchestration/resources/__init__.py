@@ -10,7 +10,7 @@ from orchestration.resources.source import SourceResource
 from orchestration.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
 
 if TYPE_CHECKING:
-    from orchestration.settings import Settings
+    from orchestration.lib.settings import Settings
 
 __all__ = ["ChannelResource", "DuckDBWarehouseResource", "SourceResource", "WarehouseResource", "warehouse_resource"]
 

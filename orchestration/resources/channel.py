@@ -27,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 from dagster import ConfigurableResource
 
+from simulator import SimulatedWorld
+
 # The documented schema of the file channel's export (one row per contact).
 EXPORT_COLUMNS = ["idempotency_key", "campaign_id", "customer_id", "offer_id", "email", "phone", "send_date"]
 
@@ -41,7 +43,6 @@ class ChannelResource(ConfigurableResource):
     sim_customers: int = 20_000
 
     def _world(self):
-        from simulator import SimulatedWorld
 
         return SimulatedWorld(Path(self.home), seed=self.sim_seed, n_customers=self.sim_customers)
 

@@ -4,11 +4,12 @@ Before every `dbt build`, `DbtCliResource.cli` starts a second process (`dbt --v
 will run, and loads a dbt adapter and the project's macros in the Dagster process so that column schemas can be
 read after the build. Here:
 
-* the dbt that runs is the one installed beside this Python (`orchestration.dbt_cli.dbt_executable`), so its
+* the dbt that runs is the one installed beside this Python (`orchestration.lib.dbt_project.dbt_executable`), so its
   version is read from the installed `dbt-core` package instead of from a subprocess;
 * the adapter is loaded only for a build whose column metadata will be read (`fetch_column_metadata`);
   `cli(..., load_adapter=False)` skips it. The warehouse step reads column metadata once per version of the
-  project (`orchestration.dbt_column_metadata`) and row counts itself (`orchestration.dbt_row_counts`).
+  project (`orchestration.stages.warehouse.dbt_column_metadata`) and row counts itself
+  (`orchestration.stages.warehouse.dbt_row_counts`).
 
 Both cost two to five seconds per monthly build on the reference machine, whatever the size of the customer base.
 """
@@ -21,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliResource
+from dbt.version import __version__
 from packaging import version
 
-from orchestration.dbt_cli import dbt_executable
+from orchestration.lib.dbt_project import dbt_executable
 
 _LOAD_ADAPTER: contextvars.ContextVar[bool] = contextvars.ContextVar("crm_dbt_load_adapter", default=True)
 
 
 def installed_dbt_version() -> version.Version:
     """The version of the `dbt-core` package installed in this Python."""
-    from dbt.version import __version__
 
     return version.parse(__version__)
 

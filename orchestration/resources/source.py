@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import ConfigurableResource
 
-from orchestration.raw_tables import (
+from orchestration.lib.raw_tables import (
     LOADED_MONTH,
     RAW_SCHEMAS,
     RAW_TABLES,
@@ -23,7 +23,8 @@ from orchestration.raw_tables import (
     read_delivered_file,
     read_table_file,
 )
-from orchestration.settings import ConfigurationError
+from orchestration.lib.settings import ConfigurationError
+from simulator import SimulatedWorld
 
 __all__ = [
     "RAW_SCHEMAS",
@@ -41,7 +42,7 @@ __all__ = [
 class DeliveredFileRecord:
     """One file (or simulator extract) of a delivery, as the delivery log `audit.deliveries` records it.
 
-    `problems` are what breaks the file as a whole (see orchestration.raw_tables.read_delivered_file), `month`
+    `problems` are what breaks the file as a whole (see orchestration.lib.raw_tables.read_delivered_file), `month`
     the month it is named after (None when it is not named after a month).
     """
 
@@ -61,9 +62,9 @@ class Delivery:
     `rows` has the contract's columns, `_loaded_month` (the month each row was delivered for: the month of its
     file; the partition month for the simulator), and where each row came from with what of it could not be
     read (`_source_file`, `_source_line`, `_unreadable_line`, `_unreadable_<column>`; see
-    orchestration.raw_tables). `origins` names where the rows came from; `absent_columns` are optional columns
+    orchestration.lib.raw_tables). `origins` names where the rows came from; `absent_columns` are optional columns
     the source did not have (NULL in the rows that came without them); `files` describes every file read.
-    Bad values never stop a delivery: the gates judge them (orchestration/gates.py).
+    Bad values never stop a delivery: the gates judge them (orchestration/stages/collect/gates.py).
     """
 
     rows: pd.DataFrame
@@ -91,7 +92,6 @@ class SourceResource(ConfigurableResource):
         """The simulated world (simulator source only)."""
         if self.kind != "simulator":
             raise ConfigurationError("the simulated world exists only with CRM_SOURCE=simulator")
-        from simulator import SimulatedWorld
 
         return SimulatedWorld(Path(self.home), seed=self.sim_seed, n_customers=self.sim_customers)
 

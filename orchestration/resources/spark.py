@@ -30,7 +30,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import expressions
 
-from orchestration.resources.lock import warehouse_lock
+from orchestration.lib.lock import warehouse_lock
 from orchestration.resources.warehouse import (
     TABLE_COLUMNS,
     WarehouseResource,
@@ -162,7 +162,7 @@ class SparkWarehouseResource(WarehouseResource):
         """
         from pyspark.sql import SparkSession
 
-        from orchestration.spark_warehouse import open_spark, spark_session_parameters
+        from orchestration.lib.spark_warehouse import open_spark, spark_session_parameters
 
         active = SparkSession.getActiveSession()
         if active is not None:

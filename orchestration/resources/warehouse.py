@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -22,56 +22,14 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from models.customer_chunks import DEFAULT_CUSTOMERS_PER_CHUNK, DEFAULT_TRAINING_CUSTOMERS
-from orchestration.resources.lock import name_current_run, recover_dead_runs, register_run_process, warehouse_lock
-
-#: Columns of `table_columns`: one row per column of every base table.
-TABLE_COLUMNS = ["table_schema", "table_name", "column_name", "data_type"]
-
-
-class Warehouse(Protocol):
-    """The warehouse as the plain-library functions use it (the methods of `WarehouseResource`)."""
-
-    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame: ...
-
-    def table_exists(self, table: str) -> bool: ...
-
-    def table_columns(self, schema: str | None = None) -> pd.DataFrame: ...
-
-    def replace_rows(self, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int: ...
-
-    def replace_rows_between(self, table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> int: ...
-
-    def append_rows(self, table: str, frame: pd.DataFrame) -> int: ...
-
-    def ensure_table(self, table: str, columns: Mapping[str, str]) -> None: ...
-
-    def update_rows(
-        self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
-    ) -> int: ...
-
-
-def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> None:
-    """Rows written to replace the rows matching `where` must all match it: a write never reaches another month."""
-    for column, value in where.items():
-        if column not in frame.columns:
-            raise ValueError(f"{table}: rows to write have no column {column!r}")
-        if len(frame) and not (frame[column] == value).all():
-            raise ValueError(f"{table}: every row must have {column} = {value!r}")
-
-
-def check_rows_in_range(table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> None:
-    """Rows written to replace the range [first, last] of `column` (`first` None: no lower bound) lie in it."""
-    if column not in frame.columns:
-        raise ValueError(f"{table}: rows to write have no column {column!r}")
-    values = frame[column]
-    inside = values <= last if first is None else values.between(first, last)
-    if len(frame) and not inside.all():
-        raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
-
-
-def check_assignments(table: str, assignments: Mapping[str, str]) -> None:
-    if not assignments:
-        raise ValueError(f"{table}: an update needs at least one column to set")
+from orchestration.lib.lock import name_current_run, warehouse_lock
+from orchestration.lib.warehouse import (
+    TABLE_COLUMNS,
+    check_assignments,
+    check_rows_in_range,
+    check_rows_match,
+)
+from orchestration.runs import recover_dead_runs, register_run_process
 
 
 class WarehouseResource(ConfigurableResource):
@@ -106,7 +64,7 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def lock_file(self) -> Path:
-        """The path whose OS-level lock (orchestration.resources.lock) guards the warehouse's writers."""
+        """The path whose OS-level lock (orchestration.lib.lock) guards the warehouse's writers."""
         raise NotImplementedError
 
     @property
@@ -158,7 +116,7 @@ class WarehouseResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """At the start of every run: mark the runs whose process died as failed (freeing their concurrency
         slots), record this run's process in its tags, and name the run in the warehouse lock when this
-        process holds it (orchestration.resources.lock)."""
+        process holds it (orchestration.lib.lock)."""
         instance, run = context.instance, context.dagster_run
         if instance is None or run is None:
             return

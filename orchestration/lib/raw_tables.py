@@ -16,7 +16,8 @@ Two ways to read a file:
   too few fields, bytes that are not UTF-8) is kept whole in `_unreadable_line`; each row names its file and
   line (`_source_file`, `_source_line`). What breaks the file as a whole (empty, not a readable Parquet file, a
   required column missing, a column outside the contract, a column of the wrong type) is listed in
-  `problems`. The gates (`orchestration/gates.py`, suites in `expectations/`) then decide, rule by rule.
+  `problems`. The raw gates (`orchestration/stages/collect/gates.py`, suites in `expectations/`) then decide,
+  rule by rule.
 - `read_table_file` and `conform` (the importer, consent at send time, the simulator): stop at the first value
   that breaks a rule, with a message naming the file, the line (CSV) or row (Parquet), the column, the value and
   the rule.

@@ -33,9 +33,9 @@ from models.propensity import NoProductDataError, propensity_snapshot_months, tr
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
 from models.snapshots import SnapshotStore
-from orchestration.campaign_records import append_rows_growing, replace_rows_growing
-from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.queries import (
+from orchestration.lib.campaign_records import append_rows_growing, replace_rows_growing
+from orchestration.lib.months import partition_month
+from orchestration.lib.queries import (
     SCORES_TABLE,
     contacted_test_customers,
     customer_chunk_starts,
@@ -43,6 +43,7 @@ from orchestration.queries import (
     orders_as_of,
     product_lines_as_of,
 )
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
 FCT_ORDERS = AssetKey(["marts", "fct_orders"])

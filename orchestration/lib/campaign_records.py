@@ -15,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from orchestration.resources import WarehouseResource
+from models.campaign_design import plan_content_hash
+from orchestration.lib.queries import PLAN_TABLE
+from orchestration.lib.warehouse import Warehouse
 
 GATES_TABLE = "campaigns.plan_gates"
 APPROVALS_TABLE = "campaigns.plan_approvals"
@@ -87,7 +89,7 @@ def typed_frame(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
 
 
 def write_rows(
-    warehouse: WarehouseResource, table: str, frame: pd.DataFrame, schema: Mapping[str, str], where: Mapping[str, Any]
+    warehouse: Warehouse, table: str, frame: pd.DataFrame, schema: Mapping[str, str], where: Mapping[str, Any]
 ) -> int:
     """Replace the rows of `table` matching `where` with `frame`, the table keeping the fixed `schema`."""
     warehouse.ensure_table(table, schema)
@@ -108,7 +110,7 @@ def sql_type(series: pd.Series) -> str:
 
 
 def replace_rows_growing(
-    warehouse: WarehouseResource, table: str, frame: pd.DataFrame, where: Mapping[str, Any]
+    warehouse: Warehouse, table: str, frame: pd.DataFrame, where: Mapping[str, Any]
 ) -> int:
     """Replace the rows of `table` matching `where` with `frame`, first adding any column the table lacks
     (existing rows get NULL there): a results table gains columns as the measurements grow."""
@@ -116,13 +118,13 @@ def replace_rows_growing(
     return warehouse.replace_rows(table, frame, where)
 
 
-def append_rows_growing(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
+def append_rows_growing(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> int:
     """Append `frame` to `table`, first adding any column the table lacks (as `replace_rows_growing`)."""
     _add_missing_columns(warehouse, table, frame)
     return warehouse.append_rows(table, frame)
 
 
-def _add_missing_columns(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> None:
+def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> None:
     if warehouse.table_exists(table):
         existing = set(warehouse.query(f"select * from {table} limit 0").columns)
         missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
@@ -131,7 +133,7 @@ def _add_missing_columns(warehouse: WarehouseResource, table: str, frame: pd.Dat
 
 
 def record_gate(
-    warehouse: WarehouseResource, month: date, plan_hash: str, gate: str, passed: bool, run_id: str = ""
+    warehouse: Warehouse, month: date, plan_hash: str, gate: str, passed: bool, run_id: str = ""
 ) -> None:
     """Record that `gate` passed (or failed) for the plan designed in `month` with content `plan_hash`."""
     row = pd.DataFrame(
@@ -148,7 +150,7 @@ def record_gate(
 
 
 def gates_not_passed(
-    warehouse: WarehouseResource, month: date, plan_hash: str, gates: Sequence[str] = PLAN_GATES
+    warehouse: Warehouse, month: date, plan_hash: str, gates: Sequence[str] = PLAN_GATES
 ) -> list[str]:
     """The `gates` that have not passed for this plan hash (all of them when none was recorded)."""
     warehouse.ensure_table(GATES_TABLE, GATE_SCHEMA)
@@ -159,7 +161,7 @@ def gates_not_passed(
     return [gate for gate in gates if gate not in set(passed["gate"])]
 
 
-def approval_of(warehouse: WarehouseResource, month: date, plan_hash: str) -> dict | None:
+def approval_of(warehouse: Warehouse, month: date, plan_hash: str) -> dict | None:
     """The recorded approval of this plan hash, or None."""
     warehouse.ensure_table(APPROVALS_TABLE, APPROVAL_SCHEMA)
     found = warehouse.query(
@@ -170,7 +172,7 @@ def approval_of(warehouse: WarehouseResource, month: date, plan_hash: str) -> di
 
 
 def record_approval(
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     month: date,
     plan_hash: str,
     approved_by: str,
@@ -203,7 +205,7 @@ def record_approval(
     return row.iloc[0].to_dict()
 
 
-def execution_of(warehouse: WarehouseResource, delivery_month: date) -> dict | None:
+def execution_of(warehouse: Warehouse, delivery_month: date) -> dict | None:
     """The completed execution of the campaigns delivered in `delivery_month`, or None."""
     warehouse.ensure_table(EXECUTIONS_TABLE, EXECUTION_SCHEMA)
     found = warehouse.query(
@@ -212,7 +214,7 @@ def execution_of(warehouse: WarehouseResource, delivery_month: date) -> dict | N
     return None if found.empty else found.iloc[0].to_dict()
 
 
-def record_execution(warehouse: WarehouseResource, row: Mapping[str, Any]) -> None:
+def record_execution(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
     frame = pd.DataFrame([{**row, "completed_at": _now()}])
     write_rows(
         warehouse, EXECUTIONS_TABLE, frame, EXECUTION_SCHEMA, {"delivery_month": pd.Timestamp(row["delivery_month"])}
@@ -220,19 +222,17 @@ def record_execution(warehouse: WarehouseResource, row: Mapping[str, Any]) -> No
 
 
 def approve_from_command_line(
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     month: date,
     approved_by: str,
     plan_hash: str | None,
-    clear_gates: Callable[[WarehouseResource, date, str], list[str]] | None = None,
+    clear_gates: Callable[[Warehouse, date, str], list[str]] | None = None,
 ) -> str:
     """`crm-loop approve`: approve the plan designed in `month` (delivered the month after); returns a summary.
 
     With `plan_hash` (or a prefix of it), only that exact plan is approved: a plan changed since the person
     reviewed it is refused.
     """
-    from models.campaign_design import plan_content_hash
-    from orchestration.queries import PLAN_TABLE
 
     if not warehouse.table_exists(PLAN_TABLE):
         raise PlanNotCleared(f"no campaign plan exists yet (run the loop for {month:%Y-%m} first)")

@@ -1,7 +1,7 @@
 """Charts a person would rather look at than read, one asset each, in the `analyse` group.
 
 Every month: the RFM heat map (customers per recency x frequency score), the cohort retention heat map and
-customer value by pyramid tier. Each reads the warehouse, draws a small PNG (orchestration/charts.py), keeps
+customer value by pyramid tier. Each reads the warehouse, draws a small PNG (orchestration/lib/charts.py), keeps
 it under ``$CRM_HOME/reports/charts/<YYYY-MM>/`` and shows it inline in the materialisation's metadata.
 """
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from orchestration import charts
-from orchestration.assets.warehouse import customer_warehouse
-from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.queries import SCORES_TABLE
+from orchestration.lib import charts
+from orchestration.lib.months import partition_month
+from orchestration.lib.queries import SCORES_TABLE
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
+from orchestration.stages.warehouse.assets import customer_warehouse
 
 CUSTOMER_RFM = AssetKey(["marts", "customer_rfm"])
 CUSTOMER_VALUE = AssetKey(["marts", "customer_value"])

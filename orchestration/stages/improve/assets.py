@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from models.artefacts import load_artefact, save_artefact
 from models.targeting import improve_policies
-from orchestration.campaign_records import replace_rows_growing, write_rows
-from orchestration.partitions import monthly_partitions, partition_month, previous_month
-from orchestration.queries import (
+from orchestration.lib.campaign_records import replace_rows_growing, write_rows
+from orchestration.lib.months import partition_month, previous_month
+from orchestration.lib.queries import (
     CALIBRATION_EVIDENCE_TABLE,
     POLICY_DECISIONS_TABLE,
     POLICY_TABLE,
@@ -17,6 +17,7 @@ from orchestration.queries import (
     measured_outcomes_with_features,
     offers,
 )
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
 # campaigns.policy_calibration_evidence: each month's challenger's predictions on the held-out campaigns

@@ -21,8 +21,10 @@ from typing import Any
 from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dbt import DagsterDbtTranslator
 from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+from dbt.cli.main import dbtRunner
+from dbt_common.events.functions import msg_to_dict
 
-from orchestration.dbt_cli import DBT_PROJECT_DIR
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR
 
 
 class DbtBuildFailed(Failure):
@@ -62,7 +64,6 @@ class InProcessDbt:
 
     def _manifest(self, version: str) -> Any:
         """The target's parsed project (a dbt `Manifest`), parsed once per process and project `version`."""
-        from dbt.cli.main import dbtRunner
 
         key = (self.target, version)
         if key not in self._parsed:
@@ -76,8 +77,6 @@ class InProcessDbt:
     def invoke(self, command: Sequence[str], version: str) -> tuple[Any, list[dict]]:
         """Run `dbt <command>`; returns dbt's result and the events it fired, as dicts shaped like the lines of
         `--log-format json` (what dagster-dbt reads from a dbt subprocess)."""
-        from dbt.cli.main import dbtRunner
-        from dbt_common.events.functions import msg_to_dict
 
         events: list[dict] = []
         runner = dbtRunner(

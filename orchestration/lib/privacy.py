@@ -87,7 +87,7 @@ def subject_hash(customer_id: str, key: bytes) -> str:
 
 
 def delivery_key(campaign_id: str, customer_id: str) -> str:
-    """The execute stage's idempotency key of a contact (orchestration.assets.execute.idempotency_key)."""
+    """The execute stage's idempotency key of a contact (orchestration.stages.execute.assets.idempotency_key)."""
     return hashlib.sha256(f"{campaign_id}|{customer_id}".encode()).hexdigest()[:24]
 
 

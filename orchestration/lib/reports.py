@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from orchestration.queries import (  # noqa: E402
+from orchestration.lib.queries import (  # noqa: E402
     DECISIONS_TABLE,
     PLAN_CAMPAIGNS_TABLE,
     PLAN_TABLE,
@@ -39,8 +39,10 @@ from orchestration.queries import (  # noqa: E402
     SCORES_TABLE,
     offers,
 )
-from orchestration.resources import SourceResource, WarehouseResource  # noqa: E402
-from orchestration.settings import Settings  # noqa: E402
+from orchestration.lib.settings import Settings  # noqa: E402
+from orchestration.lib.warehouse import Warehouse  # noqa: E402
+from simulator import SimulatedWorld  # noqa: E402
+from simulator.evaluation import true_campaign_effects, true_individual_profit  # noqa: E402
 
 SUMMARY_COLUMNS = [
     "month",
@@ -57,8 +59,9 @@ TRUTH_COLUMNS = ["true_uplift", "true_incremental_profit"]
 BASELINE_COLUMNS = ["random_policy_true_profit", "oracle_policy_true_profit", "contact_all_true_profit"]
 
 
-def loop_summary(warehouse: WarehouseResource, source: SourceResource | None = None) -> pd.DataFrame:
-    """One row per measured campaign; `month` is the campaign's delivery month."""
+def loop_summary(warehouse: Warehouse, world: SimulatedWorld | None = None) -> pd.DataFrame:
+    """One row per measured campaign; `month` is the campaign's delivery month. With the simulated `world` each
+    row also has the true effects and the baseline policies' true profit (simulator.evaluation)."""
     if not warehouse.table_exists(RESULTS_TABLE):
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     results = warehouse.query(f"select * from {RESULTS_TABLE} order by delivery_month, campaign_id")
@@ -75,15 +78,12 @@ def loop_summary(warehouse: WarehouseResource, source: SourceResource | None = N
             "roi": results["roi"],
         }
     )
-    if source is not None and source.kind == "simulator" and len(summary):
-        from simulator.evaluation import true_campaign_effects
-
+    if world is not None and len(summary):
         plan = warehouse.query(
             f"""select campaign_id, delivery_month, customer_id, offer_id, "group" from {PLAN_TABLE}
                 where campaign_id in (select campaign_id from {RESULTS_TABLE})"""
         )
         plan["delivery_month"] = plan["delivery_month"].dt.date
-        world = source.world()
         offer_table = offers(warehouse)
         truth = true_campaign_effects(world, plan, offer_table)
         summary = summary.merge(
@@ -97,11 +97,9 @@ def loop_summary(warehouse: WarehouseResource, source: SourceResource | None = N
 
 
 def baseline_policies_true_profit(
-    warehouse: WarehouseResource, world, campaigns: list[str], offer_table
+    warehouse: Warehouse, world: SimulatedWorld, campaigns: list[str], offer_table: pd.DataFrame
 ) -> pd.DataFrame:
     """Per campaign: true profit of the random, oracle and contact-everyone policies (module docstring)."""
-    from simulator.evaluation import true_individual_profit
-
     columns = ["campaign_id", "eligible_customers", *BASELINE_COLUMNS]
     if not campaigns or not warehouse.table_exists(DECISIONS_TABLE) or not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
         return pd.DataFrame(columns=columns)
@@ -139,14 +137,14 @@ def baseline_policies_true_profit(
     return pd.DataFrame(rows, columns=columns)
 
 
-def write_loop_summary(settings: Settings, warehouse: WarehouseResource, source: SourceResource) -> pd.DataFrame:
-    summary = loop_summary(warehouse, source)
+def write_loop_summary(settings: Settings, warehouse: Warehouse, world: SimulatedWorld | None) -> pd.DataFrame:
+    summary = loop_summary(warehouse, world)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     summary.to_csv(settings.reports_dir / "loop_summary.csv", index=False)
     return summary
 
 
-def cycle_row(warehouse: WarehouseResource, month: date) -> dict:
+def cycle_row(warehouse: Warehouse, month: date) -> dict:
     """What one cycle did, for the table `crm-loop run` prints."""
     stamp = pd.Timestamp(month)
     scores = warehouse.query(

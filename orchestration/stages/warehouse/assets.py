@@ -4,10 +4,10 @@ Every dbt model is an asset of the `warehouse` group (kinds `dbt` and `duckdb`, 
 intermediate, marts, reference for seeds). After the build each table's materialisation carries its row
 count, its column schema and its column-level lineage (dagster-dbt reads them through the dbt adapter once
 the dbt process has exited, because DuckDB admits one process); schema and lineage are computed once per
-version of the project (orchestration.dbt_column_metadata).
+version of the project (orchestration.stages.warehouse.dbt_column_metadata).
 
 On Spark (CRM_WAREHOUSE_ENGINE=spark) dbt runs inside the run's process, on the Spark session the Python stages
-use (orchestration.dbt_in_process): the same builds, materialisations, checks and row counts.
+use (orchestration.stages.warehouse.dbt_in_process): the same builds, materialisations, checks and row counts.
 """
 
 import json
@@ -20,14 +20,14 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
-from orchestration.dbt_cli import DBT_PROJECT_DIR, dbt_executable
-from orchestration.dbt_column_metadata import ColumnMetadataStore, project_version
-from orchestration.dbt_in_process import InProcessDbt
-from orchestration.dbt_row_counts import with_row_counts
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from orchestration.lib.lock import warehouse_lock
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 from orchestration.resources.dbt import WarehouseDbtResource
-from orchestration.resources.lock import warehouse_lock
+from orchestration.stages.warehouse.dbt_column_metadata import ColumnMetadataStore, project_version
+from orchestration.stages.warehouse.dbt_in_process import InProcessDbt
+from orchestration.stages.warehouse.dbt_row_counts import with_row_counts
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -140,8 +140,9 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
 
 def build_in_process(context: AssetExecutionContext, warehouse: WarehouseResource, months: list[str]):
     """The same builds on an engine that admits one process (Spark): dbt runs in this process, on the session the
-    warehouse resource holds (orchestration.dbt_in_process). Tables get their row counts; the column schema and
-    lineage, which dagster-dbt reads through a second adapter connection, are recorded on DuckDB only."""
+    warehouse resource holds (orchestration.stages.warehouse.dbt_in_process). Tables get their row counts;
+    the column schema and lineage, which dagster-dbt reads through a second adapter connection, are recorded on
+    DuckDB only."""
     dbt = InProcessDbt(warehouse.dbt_target, warehouse.home / "dbt" / warehouse.dbt_target)
     manifest = json.loads(dbt_project.manifest_path.read_text())
     translator = WarehouseTranslator()

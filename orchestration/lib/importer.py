@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from orchestration.raw_tables import RAW_SCHEMAS, REQUIRED_COLUMNS, SourceError, conform
+from orchestration.lib.raw_tables import RAW_SCHEMAS, REQUIRED_COLUMNS, SourceError, conform
 
 ORDER_COLUMNS = tuple(RAW_SCHEMAS["orders"])
 SKIPPED_COLUMN_NAMES = ("-", "skip")

@@ -10,7 +10,7 @@ Spark is opened with the `server_side_parameters` of the dbt target itself (dbt_
 the loader writes into the same metastore and warehouse directory that dbt then builds in. The local
 metastore is an embedded Derby database, which one process opens at a time: load, then run dbt, then read.
 
-    python -m orchestration.spark_warehouse --warehouse data/warehouse.duckdb   # load the sources
+    python -m orchestration.lib.spark_warehouse --warehouse data/warehouse.duckdb   # load the sources
     dbt build --target spark --profiles-dir dbt_project --project-dir dbt_project --vars '{as_of_month: ...}'
 """
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import yaml
 
-from orchestration.dbt_cli import DBT_PROJECT_DIR
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -137,7 +137,7 @@ def copy_sources_to_spark(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.spark_warehouse",
+        prog="python -m orchestration.lib.spark_warehouse",
         description="Copy the dbt project's source tables from the DuckDB warehouse into Spark (dbt target spark).",
     )
     parser.add_argument(

@@ -1,19 +1,20 @@
 """Collect: land one month of raw customer data in the warehouse exactly as the source delivered it.
 
 Collect never judges the data: every row a file holds lands in `raw.<table>`, typed where it can be, with the
-file and line it came from and, kept aside, any value that could not be read (see orchestration.raw_tables);
+file and line it came from and, kept aside, any value that could not be read (see orchestration.lib.raw_tables);
 every file read is recorded in the delivery log `audit.deliveries` with what breaks it as a whole. The blocking
-gates of orchestration/gates.py then validate the month against the suites in expectations/: a failure stops
-everything downstream and puts the rejected rows, with the rule each breaks, in `quarantine.<table>`.
+gates (orchestration/stages/collect/gates.py) then validate the month against the suites in expectations/: a
+failure stops everything downstream and puts the rejected rows, with the rule each breaks, in
+`quarantine.<table>`.
 """
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
-from orchestration.partitions import monthly_partitions, partition_month
-from orchestration.privacy import apply_erasures, erasure_key, forgotten_customers
-from orchestration.queries import PLAN_SCHEMA, PLAN_TABLE
-from orchestration.raw_tables import (
+from orchestration.lib.months import partition_month
+from orchestration.lib.privacy import apply_erasures, erasure_key, forgotten_customers
+from orchestration.lib.queries import PLAN_SCHEMA, PLAN_TABLE
+from orchestration.lib.raw_tables import (
     DELIVERY_LOG,
     DELIVERY_LOG_SCHEMA,
     LOADED_MONTH,
@@ -24,6 +25,7 @@ from orchestration.raw_tables import (
     delivered_frame,
     warehouse_columns,
 )
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import SourceResource, WarehouseResource
 from orchestration.resources.source import Delivery
 

@@ -8,8 +8,8 @@ from datetime import date
 import pandas as pd
 
 from models.customer_chunks import HASH_PREFIX_DIGITS, CustomerRange, TrainingSample
-from orchestration.partitions import next_month
-from orchestration.resources.warehouse import Warehouse
+from orchestration.lib.months import next_month
+from orchestration.lib.warehouse import Warehouse
 
 PLAN_TABLE = "campaigns.campaign_plan"
 DELIVERIES_TABLE = "campaigns.campaign_deliveries"

@@ -5,9 +5,9 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from models.measurement import measure_campaign, measure_overall, measure_segments
 from models.targeting import NOT_SELECTED
-from orchestration.campaign_records import replace_rows_growing, typed_frame, write_rows
-from orchestration.partitions import monthly_partitions, partition_month, previous_month
-from orchestration.queries import (
+from orchestration.lib.campaign_records import replace_rows_growing, typed_frame, write_rows
+from orchestration.lib.months import partition_month, previous_month
+from orchestration.lib.queries import (
     AUDIENCE_OUTCOMES_TABLE,
     OUTCOMES_TABLE,
     RESULTS_TABLE,
@@ -18,7 +18,8 @@ from orchestration.queries import (
     offers,
     plan_for_delivery,
 )
-from orchestration.reports import lift_chart_png, markdown_image
+from orchestration.lib.reports import lift_chart_png, markdown_image
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
 OVERALL_RESULTS_TABLE = "campaigns.campaign_results_overall"

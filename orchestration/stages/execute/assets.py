@@ -1,7 +1,7 @@
 """Execute: approve next month's plan, then deliver it to the channel exactly once.
 
 A plan is sent only when the content hash execute reads is the hash that passed every gate of `campaign_plan`
-and that was approved (orchestration.campaign_records). In simulation the approval is automatic and recorded as
+and that was approved (orchestration.lib.campaign_records). In simulation the approval is automatic and recorded as
 such; with any other source it waits for a person: `crm-loop approve --month YYYY-MM`, or materialise
 `campaign_plan_approval` for the month in the UI with `approved_by` set, then re-execute the month.
 
@@ -13,14 +13,13 @@ is recorded (`campaigns.executions`) no re-run or backfill sends anything for th
 """
 
 import hashlib
-from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
 from models.campaign_design import plan_content_hash
-from orchestration.campaign_records import (
+from orchestration.lib.campaign_records import (
     AUTOMATIC_SIMULATION,
     MANUAL,
     approval_of,
@@ -28,12 +27,13 @@ from orchestration.campaign_records import (
     gates_not_passed,
     record_approval,
     record_execution,
-    record_gate,
 )
-from orchestration.gates import outgoing_contact_list_gate
-from orchestration.partitions import monthly_partitions, next_month, partition_month
-from orchestration.queries import DELIVERIES_TABLE, plan_designed_in
+from orchestration.lib.months import next_month, partition_month
+from orchestration.lib.queries import DELIVERIES_TABLE, plan_designed_in
+from orchestration.partitions import monthly_partitions
 from orchestration.resources import ChannelResource, SourceResource, WarehouseResource
+from orchestration.stages.design.checks import clear_plan_gates, plan_gate_rules
+from orchestration.stages.execute.checks import outgoing_contact_list_gate
 
 DELIVERY_BATCH = 1000
 
@@ -99,36 +99,8 @@ def deliver_exactly_once(
     return newly_sent, len(contacts) - len(to_send)
 
 
-def plan_gate_rules() -> dict[str, Callable[[WarehouseResource, date], bool]]:
-    """Every blocking gate of `campaign_plan`, by check name, as a function that re-validates the current plan."""
-    from orchestration import checks
-    from orchestration.assets import design
-
-    rules: dict[str, Callable[[WarehouseResource, date], bool]] = {
-        "plan_respects_consent_budget_and_control": lambda w, m: not any(checks.plan_violations(w, m).values()),
-        "plan_matches_its_decision_log": lambda w, m: not any(design.decision_log_violations(w, m).values()),
-    }
-    try:
-        from orchestration import gates
-    except ImportError:  # the Great Expectations gates are optional
-        gates = None
-    if gates is not None and hasattr(gates, "plan_gate"):
-        rules["suite_campaign_plan"] = lambda w, m: bool(gates.plan_gate(w, m)[0].passed)
-    return rules
 
 
-def clear_plan_gates(warehouse: WarehouseResource, month: date, plan_hash: str, run_id: str = "") -> list[str]:
-    """Make sure every gate has judged exactly this plan: a gate without a passing record for `plan_hash` (a
-    check that does not record hashes, or a plan changed since its checks ran) validates the current plan now,
-    and its verdict is recorded. Returns the gates that fail."""
-    rules = plan_gate_rules()
-    failed = []
-    for name in gates_not_passed(warehouse, month, plan_hash, list(rules)):
-        passed = rules[name](warehouse, month)
-        record_gate(warehouse, month, plan_hash, name, passed, run_id)
-        if not passed:
-            failed.append(name)
-    return failed
 
 
 class ApprovalConfig(Config):
