@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from models import campaign_rules
 from models.eligibility import eligibility
 from models.targeting import score_candidates
 
@@ -293,7 +294,7 @@ def plan_cycle(
         offer = offer_table.loc[offer_id]
         policy = policies[offer_id]
         pilot = policy.kind != "uplift_model"
-        cost_per_contact = float(offer["contact_cost"]) + float(offer["incentive_cost"])
+        contact_price = float(campaign_rules.cost_per_contact(offers)[offer_id])
         rules = eligibility(
             scores, objective, allowed=allowed, in_global_control=in_global_control, contacts=contacts, taken=taken
         )
@@ -309,7 +310,7 @@ def plan_cycle(
             campaign_id=campaign_id,
             offer_id=offer_id,
             budget=float(objective["budget"]),
-            cost_per_contact=cost_per_contact,
+            cost_per_contact=contact_price,
             control_share=float(objective["control_share"]),
             exploration_share=1.0 if pilot else float(objective["exploration_share"]),
             seed=seed_of(campaign_id),
@@ -360,7 +361,7 @@ def plan_cycle(
                 "test": n_test,
                 "control": n_control,
                 "explored": int((plan["selection"] == "explore").sum()),
-                "committed_cost": n_test * cost_per_contact,
+                "committed_cost": n_test * contact_price,
                 "budget": float(objective["budget"]),
                 "expected_incremental_profit": float(
                     plan.loc[plan["group"] == "test", "expected_incremental_profit"].sum(min_count=1)

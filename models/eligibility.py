@@ -34,6 +34,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from models.campaign_rules import consenting_customers
 from models.ids import is_member
 
 AUDIENCES = ("active", "lapsed")
@@ -118,10 +119,7 @@ def eligible_for_objective(scores: pd.DataFrame, objective: pd.Series) -> pd.Ser
 
 def consented(scores: pd.DataFrame, consent: pd.DataFrame | None) -> pd.Series:
     """Customers who currently allow contact; with no consent data at all, nobody does."""
-    if consent is None or consent.empty:
-        return pd.Series(False, index=scores.index)
-    allowed = consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"]
-    return is_member(scores["customer_id"], allowed)
+    return is_member(scores["customer_id"], consenting_customers(consent))
 
 
 def global_control_group(customer_ids: pd.Series, share: float, salt: str = "global-control") -> pd.Series:

@@ -217,7 +217,6 @@ def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMe
 
     prepare_instance(settings)
 
-
     defs = build_definitions(settings)
     job = defs.resolve_job_def(LOOP_JOB_NAME)
     step_stages = _step_stages(defs)
@@ -225,7 +224,7 @@ def run_benchmark_cycles(settings: Settings, months: list[date]) -> list[CycleMe
     with DagsterInstance.get() as instance, MemorySampler() as sampler:
         for month in months:
             started = time.time()
-            with warehouse_lock(settings.warehouse_path, f"benchmark {month:%Y-%m}"):
+            with warehouse_lock(settings.warehouse_path, f"benchmark {month:%Y-%m}", settings.lock_timeout_seconds):
                 result = job.execute_in_process(partition_key=month.isoformat(), instance=instance, raise_on_error=True)
             ended = time.time()
             times = _stage_times(instance.all_logs(result.run_id), step_stages)
@@ -270,7 +269,6 @@ def _timed_fit(fit: Any) -> tuple[Any, float]:
 def compare_clv_fit(settings: Settings, month: date) -> dict[str, float]:
     """Fit BG/NBD with the project's code and with `lifetimes` on the same RFM summary (weeks)."""
     from lifetimes import BetaGeoFitter
-
 
     orders = orders_as_of(DuckDBWarehouseResource(path=str(settings.warehouse_path)), month)
     month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
@@ -351,7 +349,6 @@ def _dbt_model_seconds(instance, run_id: str, manifest: dict, model: str) -> tup
 def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float]:
     """The single raw DuckDB query against the warehouse's dbt RFM, on the same orders, same scores."""
 
-
     month_end = (pd.Timestamp(month) + pd.offsets.MonthEnd(0)).date()
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         started = time.perf_counter()
@@ -389,7 +386,6 @@ def compare_rfm(settings: Settings, month: date, run_id: str) -> dict[str, float
 def run_analyse_stage(month: date) -> None:
     """Materialise the analyse stage (asset group ``analyse`` and its checks) of `month` in this process, with
     the settings of the environment (``--analyse-stage``: the child process of :func:`measure_analyse_stage`)."""
-
 
     defs = build_definitions(load_settings())
     keys = AssetSelection.groups("analyse").resolve(defs.resolve_asset_graph())

@@ -247,7 +247,6 @@ def run_months(
     starts only after the previous one succeeded. Prints progress and the cycle table unless `quiet`."""
     prepare_instance(settings)
 
-
     rows: list[dict] = []
     with DagsterInstance.get() as instance:
         _refuse_if_busy(instance)
@@ -262,7 +261,9 @@ def run_months(
             run_id = str(uuid.uuid4())
             label = f"{current:%Y-%m}" + (f" ({position} of {len(plan)})" if len(plan) > 1 else "")
             log_file = settings.home / "logs" / f"{current:%Y-%m}-{run_id[:8]}.log"
-            with warehouse_lock(settings.warehouse_path, f"crm-loop run {current:%Y-%m}"):
+            with warehouse_lock(
+                settings.warehouse_path, f"crm-loop run {current:%Y-%m}", settings.lock_timeout_seconds
+            ):
                 result = _execute_month(
                     job,
                     instance,
@@ -354,7 +355,6 @@ def _root_message(error) -> str:
 # ------------------------------------------------------------------------------------ status, report
 def show_status(settings: Settings) -> None:
     prepare_instance(settings)
-
 
     with DagsterInstance.get() as instance:
         for run_id in recover_dead_runs(instance):  # killed runs are failures, not "in progress" forever

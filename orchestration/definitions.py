@@ -14,7 +14,7 @@ from dagster import (
 from orchestration.jobs import build_schedules, build_sensors, crm_loop_job
 from orchestration.lib.dbt_project import dbt_executable
 from orchestration.lib.settings import Settings, load_settings
-from orchestration.resources import ChannelResource, SourceResource, warehouse_resource
+from orchestration.resources import ChannelResource, LoopSettingsResource, SourceResource, warehouse_resource
 from orchestration.resources.dbt import WarehouseDbtResource
 from orchestration.stages.analyse import assets as analyse_assets
 from orchestration.stages.analyse import charts as analyse_charts
@@ -58,6 +58,7 @@ def build_resources(settings: Settings) -> dict:
             sim_seed=settings.sim_seed,
             sim_customers=settings.sim_customers,
         ),
+        "loop_settings": LoopSettingsResource(global_control_share=settings.global_control_share),
         "channel": ChannelResource(
             kind=settings.channel,
             exports_dir=str(settings.exports_dir),

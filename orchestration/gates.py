@@ -31,11 +31,14 @@ from orchestration.resources import WarehouseResource
 
 MESSAGE_PARTS = 12
 
+
 class GateFailed(Failure):
     """A blocking gate failed: the message names where, the rule and how many rows."""
 
+
 def row_count(count: int) -> str:
     return f"{count} row{'s' if count != 1 else ''}"
+
 
 def shown_value(value) -> str:
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
@@ -44,11 +47,13 @@ def shown_value(value) -> str:
         return repr(value.isoformat(sep=" ").removesuffix(" 00:00:00"))
     return repr(value.item() if isinstance(value, np.generic) else value)
 
+
 def stop_if_failed(result: AssetCheckResult, message: str):
     """Report the check's result; when it failed, stop the run with the gate's message (blocking)."""
     yield result
     if not result.passed:
         raise GateFailed(description=message, metadata={"gate": MetadataValue.text(message)})
+
 
 def gate_result(
     validation: Validation, frame: pd.DataFrame, what: str, sample_columns: list[str], **metadata
@@ -71,10 +76,12 @@ def gate_result(
     )
     return result, message
 
+
 def buyers_sql(sales_only: bool) -> str:
     """Customers with an order (or a sale) dated before the parameter, from the warehouse's order facts."""
     sale = " and not is_return" if sales_only else ""
     return f"select distinct customer_id from marts.fct_orders where order_date < ?{sale}"
+
 
 def rows_with_buyers(
     warehouse: Warehouse, table: str, month: date, sales_only: bool, columns: Sequence[str] | None = None
@@ -95,6 +102,7 @@ def rows_with_buyers(
     )
     buyers = warehouse.query(f"select count(*) as buyers from ({buyers_sql(sales_only)})", [end])["buyers"].iloc[0]
     return frame, int(buyers)
+
 
 def derived_gate_check(asset: AssetKey | str, name: str, gate, description: str):
     """A blocking check running `gate(warehouse, month)` on every month of the run (a dbt-only rebuild covers a

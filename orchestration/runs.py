@@ -22,6 +22,7 @@ def register_run_process(instance, run_id: str) -> bool:
     instance.add_run_tags(run_id, process_identity())
     return True
 
+
 def dead_runs(instance) -> list:
     """Runs recorded as starting, started or cancelling whose process on this host is gone.
 
@@ -37,6 +38,7 @@ def dead_runs(instance) -> list:
         if not process_is_alive(int(pid), run.tags.get(PROCESS_STARTED_TAG, "")):
             found.append(run)
     return found
+
 
 def recover_dead_runs(instance, exclude: str | None = None) -> list[str]:
     """Mark every dead run (see `dead_runs`) as failed, and free the concurrency slots of every run that no

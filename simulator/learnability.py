@@ -61,7 +61,6 @@ def binned_mean_r_squared(column: pd.Series, y: np.ndarray, folds: np.ndarray, b
 def cross_fitted_predictions(features: pd.DataFrame, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Out-of-fold predictions of y by gradient-boosted trees (depth 4, 300 steps of 0.05)."""
 
-
     predicted = np.empty(len(y))
     matrix = features.to_numpy(dtype="float64")
     for fold in np.unique(folds):

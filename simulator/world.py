@@ -62,6 +62,16 @@ class MonthAlreadySealed(RuntimeError):
     """New contacts for a month whose campaigns were already executed (the month may have been observed)."""
 
 
+def stored_world(home: Path | str) -> dict | None:
+    """The seed and size of the simulated world already created under `home` (None: no world there yet), so that a
+    launcher can refuse other settings before anything runs."""
+    path = Path(home) / "simulator" / "manifest.json"
+    if not path.exists():
+        return None
+    found = json.loads(path.read_text())
+    return {"seed": found.get("seed"), "n_customers": found.get("n_customers")}
+
+
 class SimulatedWorld:
     """A seeded simulated multi-product company with hidden ground truth (see the package docstring)."""
 

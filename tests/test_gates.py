@@ -215,6 +215,30 @@ def test_the_plan_gate_checks_consent_holdout_control_share_budget_and_overlap(w
     assert "no customer of the global control group: 1 row (e.g. 'C3')" in message
 
 
+def test_the_plan_gate_checks_the_global_control_share_the_design_run_used(warehouse):
+    """The share is read from what the design run recorded with its campaigns, not from today's setting: a run
+    configured below the environment's share passes, and one that used a share is held to it."""
+    _sql(
+        warehouse,
+        "create table campaigns.campaign_plan_summary "
+        "(designed_in_month timestamp, campaign_id varchar, global_control_share double)",
+    )
+
+    def designed_with(share: float) -> None:
+        _sql(
+            warehouse,
+            "delete from campaigns.campaign_plan_summary",
+            f"insert into campaigns.campaign_plan_summary values ('2025-03-01', '2025-04-retention', {share})",
+        )
+
+    designed_with(0.0)
+    assert plan_gate(warehouse, MONTH)[0].passed
+    assert global_control_members(pd.Series(["C1", "C2"]), 0.95).all()  # the planned customers, at 95%
+    designed_with(0.95)
+    result, message = plan_gate(warehouse, MONTH)
+    assert not result.passed and "no customer of the global control group" in message
+
+
 def test_the_contact_list_gate_allows_only_the_plan_test_group_once(warehouse):
 
     _sql(

@@ -91,9 +91,12 @@ def typed_frame(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
 def write_rows(
     warehouse: Warehouse, table: str, frame: pd.DataFrame, schema: Mapping[str, str], where: Mapping[str, Any]
 ) -> int:
-    """Replace the rows of `table` matching `where` with `frame`, the table keeping the fixed `schema`."""
+    """Replace the rows of `table` matching `where` with `frame`, the table keeping the fixed `schema` (a table
+    written before a column joined the schema gains it, NULL in its older rows)."""
     warehouse.ensure_table(table, schema)
-    return warehouse.replace_rows(table, typed_frame(frame, schema), where)
+    typed = typed_frame(frame, schema)
+    _add_missing_columns(warehouse, table, typed)
+    return warehouse.replace_rows(table, typed, where)
 
 
 def sql_type(series: pd.Series) -> str:
@@ -109,9 +112,7 @@ def sql_type(series: pd.Series) -> str:
     return "varchar"
 
 
-def replace_rows_growing(
-    warehouse: Warehouse, table: str, frame: pd.DataFrame, where: Mapping[str, Any]
-) -> int:
+def replace_rows_growing(warehouse: Warehouse, table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> int:
     """Replace the rows of `table` matching `where` with `frame`, first adding any column the table lacks
     (existing rows get NULL there): a results table gains columns as the measurements grow."""
     _add_missing_columns(warehouse, table, frame)
@@ -132,9 +133,7 @@ def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) 
             warehouse.ensure_table(table, missing)
 
 
-def record_gate(
-    warehouse: Warehouse, month: date, plan_hash: str, gate: str, passed: bool, run_id: str = ""
-) -> None:
+def record_gate(warehouse: Warehouse, month: date, plan_hash: str, gate: str, passed: bool, run_id: str = "") -> None:
     """Record that `gate` passed (or failed) for the plan designed in `month` with content `plan_hash`."""
     row = pd.DataFrame(
         {
@@ -149,9 +148,7 @@ def record_gate(
     write_rows(warehouse, GATES_TABLE, row, GATE_SCHEMA, {"designed_in_month": pd.Timestamp(month), "gate": gate})
 
 
-def gates_not_passed(
-    warehouse: Warehouse, month: date, plan_hash: str, gates: Sequence[str] = PLAN_GATES
-) -> list[str]:
+def gates_not_passed(warehouse: Warehouse, month: date, plan_hash: str, gates: Sequence[str] = PLAN_GATES) -> list[str]:
     """The `gates` that have not passed for this plan hash (all of them when none was recorded)."""
     warehouse.ensure_table(GATES_TABLE, GATE_SCHEMA)
     passed = warehouse.query(

@@ -3,7 +3,7 @@
 DuckDB admits one writing process, and its own file lock also stops readers in other processes. Every
 process that opens the warehouse therefore takes this lock first; it is re-entrant within a process, so a
 loop run that holds it for a whole cycle can open and close connections (and run dbt) freely. Another process
-waits for it (`CRM_LOCK_TIMEOUT_SECONDS`, default 600) and then fails with a message naming the holder: its
+waits for it (the setting CRM_LOCK_TIMEOUT_SECONDS, default 600) and then fails with a message naming the holder: its
 process, what it is doing and, inside a loop run, the Dagster run id. The lock is an `flock`: the OS releases it
 when its process dies, however it dies.
 
@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
-TIMEOUT_VARIABLE = "CRM_LOCK_TIMEOUT_SECONDS"
 
 # Run tags: the process a run executes in (host, pid and the process's start time, so a reused pid is not
 # mistaken for the run's process).
@@ -47,15 +46,6 @@ _current_run = {"note": ""}  # the Dagster run this process executes, named in e
 
 def _lock_path(warehouse_path: Path) -> Path:
     return warehouse_path.with_name(warehouse_path.name + ".lock")
-
-
-def default_timeout() -> float:
-    """`CRM_LOCK_TIMEOUT_SECONDS`, or 600 s."""
-    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
-    try:
-        return float(raw) if raw else DEFAULT_TIMEOUT_SECONDS
-    except ValueError:
-        return DEFAULT_TIMEOUT_SECONDS
 
 
 def lock_holder(warehouse_path: Path) -> str:
@@ -88,13 +78,15 @@ def name_current_run(run_id: str | None) -> None:
 
 
 @contextmanager
-def warehouse_lock(warehouse_path: Path, purpose: str = "", timeout_seconds: float | None = None) -> Iterator[None]:
+def warehouse_lock(
+    warehouse_path: Path, purpose: str = "", timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> Iterator[None]:
     """Hold the OS-level lock of `warehouse_path` (re-entrant in this process).
 
-    Waits up to `timeout_seconds` (default: `CRM_LOCK_TIMEOUT_SECONDS`, else 600 s) for another process, then
-    raises `WarehouseBusyError` naming the holder.
+    Waits up to `timeout_seconds` (the setting CRM_LOCK_TIMEOUT_SECONDS, 600 s by default) for another process,
+    then raises `WarehouseBusyError` naming the holder.
     """
-    timeout = default_timeout() if timeout_seconds is None else timeout_seconds
+    timeout = timeout_seconds
     key = str(Path(warehouse_path).resolve())
     with _guard:
         if _held.get(key):

@@ -280,3 +280,17 @@ def audience_outcomes_with_features(warehouse: Warehouse, up_to_month: date) -> 
     """Every not-selected eligible customer of campaigns delivered by `up_to_month`, with the design-time scores
     (as `measured_outcomes_with_features`)."""
     return _outcomes_with_design_scores(warehouse, AUDIENCE_OUTCOMES_TABLE, "offer_id", up_to_month)
+
+
+def designed_global_control_share(warehouse: Warehouse, month: date) -> float:
+    """The global control share the design run of `month` used (recorded with its campaigns; 0 when none)."""
+    if not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
+        return 0.0
+    columns = warehouse.query(f"select * from {PLAN_CAMPAIGNS_TABLE} limit 0").columns
+    if "global_control_share" not in columns:
+        return 0.0
+    shares = warehouse.query(
+        f"select distinct global_control_share from {PLAN_CAMPAIGNS_TABLE} where designed_in_month = ?",
+        [pd.Timestamp(month)],
+    )["global_control_share"].dropna()
+    return float(shares.iloc[0]) if len(shares) else 0.0

@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from models.campaign_rules import cost_per_contact  # noqa: E402
 from orchestration.lib.queries import (  # noqa: E402
     DECISIONS_TABLE,
     PLAN_CAMPAIGNS_TABLE,
@@ -110,7 +111,7 @@ def baseline_policies_true_profit(
     )
     budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
     budget = budgets.set_index("campaign_id")["budget"]
-    costs = offer_table.set_index("offer_id")
+    contact_prices = cost_per_contact(offer_table)
     rows = []
     for campaign_id in campaigns:
         customers = eligible[eligible["campaign_id"] == campaign_id]
@@ -123,7 +124,7 @@ def baseline_policies_true_profit(
         profit = true_individual_profit(world, month, customers["customer_id"], offer_id, offer_table)[
             "true_incremental_profit"
         ].to_numpy()
-        cost = float(costs.loc[offer_id, "contact_cost"]) + float(costs.loc[offer_id, "incentive_cost"])
+        cost = float(contact_prices[offer_id])
         affordable = min(len(profit), math.floor(float(budget[campaign_id]) / cost + 1e-9))
         best = np.sort(profit)[::-1][:affordable]
         rows.append(

@@ -11,6 +11,7 @@ import pandas as pd
 #: Columns of `table_columns`: one row per column of every base table.
 TABLE_COLUMNS = ["table_schema", "table_name", "column_name", "data_type"]
 
+
 class Warehouse(Protocol):
     """The warehouse as the plain-library functions use it (the methods of `WarehouseResource`)."""
 
@@ -32,6 +33,7 @@ class Warehouse(Protocol):
         self, table: str, assignments: Mapping[str, str], where: str, parameters: Sequence[Any] = ()
     ) -> int: ...
 
+
 def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) -> None:
     """Rows written to replace the rows matching `where` must all match it: a write never reaches another month."""
     for column, value in where.items():
@@ -39,6 +41,7 @@ def check_rows_match(table: str, frame: pd.DataFrame, where: Mapping[str, Any]) 
             raise ValueError(f"{table}: rows to write have no column {column!r}")
         if len(frame) and not (frame[column] == value).all():
             raise ValueError(f"{table}: every row must have {column} = {value!r}")
+
 
 def check_rows_in_range(table: str, frame: pd.DataFrame, column: str, first: Any, last: Any) -> None:
     """Rows written to replace the range [first, last] of `column` (`first` None: no lower bound) lie in it."""
@@ -48,6 +51,7 @@ def check_rows_in_range(table: str, frame: pd.DataFrame, column: str, first: Any
     inside = values <= last if first is None else values.between(first, last)
     if len(frame) and not inside.all():
         raise ValueError(f"{table}: every row must have {column} between {first!r} and {last!r}")
+
 
 def check_assignments(table: str, assignments: Mapping[str, str]) -> None:
     if not assignments:

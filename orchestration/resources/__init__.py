@@ -6,13 +6,21 @@ import os
 from typing import TYPE_CHECKING
 
 from orchestration.resources.channel import ChannelResource
+from orchestration.resources.loop_settings import LoopSettingsResource
 from orchestration.resources.source import SourceResource
 from orchestration.resources.warehouse import DuckDBWarehouseResource, WarehouseResource
 
 if TYPE_CHECKING:
     from orchestration.lib.settings import Settings
 
-__all__ = ["ChannelResource", "DuckDBWarehouseResource", "SourceResource", "WarehouseResource", "warehouse_resource"]
+__all__ = [
+    "ChannelResource",
+    "DuckDBWarehouseResource",
+    "LoopSettingsResource",
+    "SourceResource",
+    "WarehouseResource",
+    "warehouse_resource",
+]
 
 
 def warehouse_resource(settings: Settings) -> WarehouseResource:
@@ -21,8 +29,13 @@ def warehouse_resource(settings: Settings) -> WarehouseResource:
     For Spark, CRM_SPARK_HOME is set (default $CRM_HOME/spark) so that the dbt profile, which reads it, puts the
     tables and the metastore where the Python stages' session does.
     """
-    scale = {"customers_per_chunk": settings.customers_per_chunk, "training_customers": settings.training_customers}
+    scale = {
+        "lock_timeout_seconds": settings.lock_timeout_seconds,
+        "customers_per_chunk": settings.customers_per_chunk,
+        "training_customers": settings.training_customers,
+    }
     if settings.warehouse_engine == "spark":
+        # pyspark (and sqlglot) only for the Spark engine, an optional extra: imported when it is chosen.
         from orchestration.resources.spark import SparkWarehouseResource
 
         os.environ["CRM_SPARK_HOME"] = str(settings.spark_home)

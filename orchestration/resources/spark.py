@@ -170,7 +170,7 @@ class SparkWarehouseResource(WarehouseResource):
         key = str(self.lock_file)
         if key not in _SESSION_LOCKS:
             lock = contextlib.ExitStack()
-            lock.enter_context(warehouse_lock(self.lock_file, "Spark session"))
+            lock.enter_context(warehouse_lock(self.lock_file, "Spark session", self.lock_timeout_seconds))
             _SESSION_LOCKS[key] = lock
         return open_spark(spark_session_parameters(self.target))
 

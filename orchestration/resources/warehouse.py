@@ -45,6 +45,9 @@ class WarehouseResource(ConfigurableResource):
     on a sample of at most `training_customers` (models.customer_chunks).
     """
 
+    lock_timeout_seconds: float = Field(
+        default=600.0, ge=0, description="how long to wait for another process's warehouse lock (seconds)"
+    )
     customers_per_chunk: int = Field(
         default=DEFAULT_CUSTOMERS_PER_CHUNK, gt=0, description="Customers the analyse stage scores at a time."
     )
@@ -141,7 +144,6 @@ class DuckDBWarehouseResource(WarehouseResource):
     """
 
     path: str
-    lock_timeout_seconds: float = 600.0
 
     @property
     def engine(self) -> str:

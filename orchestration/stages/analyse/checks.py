@@ -34,6 +34,7 @@ PROBABILITY_COLUMNS = ("churn_probability", "p_alive", "next_best_product_probab
 
 DRIFT_COLUMNS = ("churn_probability", "p_alive", "expected_purchases_next_month", "clv")
 
+
 def score_violations(warehouse: WarehouseResource, month: date) -> dict[str, int]:
     """Rows breaking each rule of the scores gate for `month` (see the check below); all 0 when it holds."""
     as_of = pd.Timestamp(month)
@@ -64,6 +65,7 @@ def score_violations(warehouse: WarehouseResource, month: date) -> dict[str, int
     ).iloc[0]
     return {rule: int(value) for rule, value in counts.items()}
 
+
 @asset_check(asset="customer_scores", blocking=True, partitions_def=monthly_partitions)
 def every_customer_scored_with_valid_probabilities(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -72,6 +74,7 @@ def every_customer_scored_with_valid_probabilities(
     P(alive) and CLV; every probability is in [0, 1] (the next best product's may be NULL: no product data, or
     every line held)."""
     return rule_counts_result(score_violations(warehouse, partition_month(context.partition_key)))
+
 
 @asset_check(asset="customer_scores", blocking=False, partitions_def=monthly_partitions)
 def score_distributions_stable_month_to_month(
@@ -115,6 +118,7 @@ def _suite_columns(suite) -> list[str]:
     named = [getattr(expectation, "column", None) for expectation in suite.expectations]
     return list(dict.fromkeys(column for column in named if column and column != "_not_a_buyer"))
 
+
 def scores_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
     """The month's scores through `suite_customer_scores`; only the columns it checks are read (the table has
     one row per customer and about forty columns)."""
@@ -130,6 +134,7 @@ def scores_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckRe
         ["customer_id", "churn_probability", "p_alive", "clv", "expected_purchases_next_month", "segment"],
         customers_with_an_order=buyers,
     )
+
 
 suite_customer_scores = derived_gate_check(
     "customer_scores",

@@ -55,18 +55,22 @@ RAW_SUITES = {
 # them); the quarantine, inside the warehouse, keeps the rows whole (and `crm-loop forget` reaches it).
 PERSONAL_COLUMNS = ("full_name", "email", "phone")
 
+
 def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us")
+
 
 def raw_month_bounds(month: date) -> tuple[pd.Timestamp | None, pd.Timestamp]:
     """The `_loaded_month` range a partition owns: the first partition every month up to it (its history)."""
     first = partition_month(monthly_partitions.get_first_partition_key())
     return (None if month == first else pd.Timestamp(month)), pd.Timestamp(month)
 
+
 def raw_parameters(month: date) -> dict:
     """The suite parameters of a raw gate (see the raw suites' modules)."""
     lower, _ = raw_month_bounds(month)
     return {"month_start": lower, "next_month_start": pd.Timestamp(next_month(month)), "now": _now()}
+
 
 def delivered_files(warehouse: Warehouse, table: str, month: date) -> pd.DataFrame:
     """The files collect read for `table` in the partition, each with `same_content_as` (see raw_files)."""
@@ -88,6 +92,7 @@ def delivered_files(warehouse: Warehouse, table: str, month: date) -> pd.DataFra
         """,
         [pd.Timestamp(month), table],
     )
+
 
 def raw_rows(warehouse: Warehouse, table: str, month: date) -> pd.DataFrame:
     """The partition's rows of `raw.<table>`, with the references its suite checks (see its module), in file
@@ -125,6 +130,7 @@ def raw_rows(warehouse: Warehouse, table: str, month: date) -> pd.DataFrame:
         parameters,
     )
 
+
 def _row_values(frame: pd.DataFrame, table: str) -> list[str]:
     """Each row as delivered (the contract's columns and what could not be read), as JSON text."""
     columns = [*RAW_SCHEMAS[table], UNREADABLE_LINE, *(unreadable_column(c) for c in TYPED_COLUMNS[table])]
@@ -134,6 +140,7 @@ def _row_values(frame: pd.DataFrame, table: str) -> list[str]:
         json.dumps({key: value for key, value in record.items() if value is not None}, default=str)
         for record in shown.to_dict(orient="records")
     ]
+
 
 def _quarantine_rows(
     frame: pd.DataFrame, table: str, rule: str, column: str | None, values: list[str | None], gate: str
@@ -150,6 +157,7 @@ def _quarantine_rows(
         }
     )
 
+
 def _file_without_rows(origin: str, rule: str, reason: str, gate: str) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -163,9 +171,11 @@ def _file_without_rows(origin: str, rule: str, reason: str, gate: str) -> pd.Dat
         }
     )
 
+
 def _value_column(rule_break: RuleBreak) -> str | None:
     """The column whose value a rule judges (None for a rule on several columns)."""
     return rule_break.column if rule_break.column and "," not in rule_break.column else None
+
 
 def _named_column(column: str | None) -> str | None:
     """The contract column a helper column speaks of (`_unreadable_amount` and `_unknown_customer_id` speak of
@@ -179,6 +189,7 @@ def _named_column(column: str | None) -> str | None:
             return column.removeprefix(prefix)
     return column
 
+
 def _shareable(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """`frame` as a gate may show it: without personal columns, and for a table that holds personal data, lines
     kept as delivered reduced to why they could not be read."""
@@ -188,10 +199,12 @@ def _shareable(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         shown = shown.assign(**{UNREADABLE_LINE: reasons.where(shown[UNREADABLE_LINE].notna(), None)})
     return shown
 
+
 def _cell_text(frame: pd.DataFrame, column: str | None) -> list[str | None]:
     if column is None or column not in frame.columns:
         return [None] * len(frame)
     return [None if pd.isna(value) else str(value) for value in frame[column].astype("object")]
+
 
 def raw_gate(warehouse: WarehouseResource, table: str, month: date, run_id: str) -> tuple[AssetCheckResult, str]:
     """Validate the partition of `raw.<table>`: its files (raw_files), then the rows of the files that pass
@@ -295,6 +308,7 @@ def raw_gate(warehouse: WarehouseResource, table: str, month: date, run_id: str)
     )
     return result, message
 
+
 def _raw_gate_check(table: str):
     @asset_check(
         asset=raw_table_key(table),
@@ -312,6 +326,7 @@ def _raw_gate_check(table: str):
         yield from stop_if_failed(*raw_gate(warehouse, table, month, context.op_execution_context.run_id))
 
     return gate
+
 
 suite_raw_orders = _raw_gate_check("orders")
 

@@ -1,6 +1,5 @@
 """Design: next month's campaigns within budget, with a randomised control group, exploration and a decision log."""
 
-import os
 import zlib
 
 import pandas as pd
@@ -32,7 +31,7 @@ from orchestration.lib.queries import (
     recent_contacts,
 )
 from orchestration.partitions import monthly_partitions
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LoopSettingsResource, WarehouseResource
 from orchestration.stages.improve.assets import policy_dir
 
 GLOBAL_CONTROL_SALT = "crm-loop-global-control"
@@ -81,6 +80,7 @@ CAMPAIGN_SUMMARY_SCHEMA = {
     "expected_base_response": "double",
     "minimum_detectable_uplift": "double",
     "plan_hash": "varchar",
+    "global_control_share": "double",
 }
 
 
@@ -95,6 +95,7 @@ campaign_plan_read_back_by_dbt = AssetSpec(
     kinds={"duckdb"},
 )
 
+
 def campaign_seed(campaign_id: str) -> int:
     """A stable seed per campaign, so a re-run draws the same pilot and control group."""
     return zlib.crc32(campaign_id.encode())
@@ -103,9 +104,9 @@ def campaign_seed(campaign_id: str) -> int:
 class CampaignDesignConfig(Config):
     """Settings of the design stage that hold across objectives (objectives themselves are the seed's rows)."""
 
-    # Share of all customers held out of every campaign (a universal holdout). The default comes from
-    # CRM_GLOBAL_CONTROL_SHARE (0: no global control group).
-    global_control_share: float = float(os.environ.get("CRM_GLOBAL_CONTROL_SHARE", "0") or 0)
+    # Share of all customers held out of every campaign (a universal holdout); unset: the loop's setting
+    # (CRM_GLOBAL_CONTROL_SHARE, 0 by default: no global control group). The share used is recorded with the plan.
+    global_control_share: float | None = None
 
 
 def scores_for_design(warehouse: WarehouseResource, month) -> pd.DataFrame:
@@ -132,7 +133,10 @@ def scores_for_design(warehouse: WarehouseResource, month) -> pd.DataFrame:
     pool="duckdb",
 )
 def campaign_plan(
-    context: AssetExecutionContext, config: CampaignDesignConfig, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    config: CampaignDesignConfig,
+    warehouse: WarehouseResource,
+    loop_settings: LoopSettingsResource,
 ) -> MaterializeResult:
     """`campaigns.campaign_plan` (who gets which offer at the start of next month) and `campaigns.decision_log`.
 
@@ -151,7 +155,8 @@ def campaign_plan(
         "select customer_id, email_consent from marts.dim_customers where email_consent is not null"
     )
     allowed = consented(scores, consent)
-    holdout = global_control_group(scores["customer_id"], config.global_control_share, GLOBAL_CONTROL_SALT)
+    share = loop_settings.global_control_share if config.global_control_share is None else config.global_control_share
+    holdout = global_control_group(scores["customer_id"], share, GLOBAL_CONTROL_SALT)
     objectives = campaign_objectives(warehouse)
     window = max([int(objective_setting(row, "contact_window_months")) for _, row in objectives.iterrows()] + [0])
     policies, policy_metadata = load_artefact(policy_dir(warehouse, context.partition_key))
@@ -179,7 +184,7 @@ def campaign_plan(
         )
     key = {"designed_in_month": pd.Timestamp(month)}
     write_rows(warehouse, DECISIONS_TABLE, decisions, DECISION_SCHEMA, key)
-    campaigns = cycle.campaigns.assign(**stamp, plan_hash=plan_content_hash(plan))
+    campaigns = cycle.campaigns.assign(**stamp, plan_hash=plan_content_hash(plan), global_control_share=share)
     write_rows(warehouse, PLAN_CAMPAIGNS_TABLE, campaigns, CAMPAIGN_SUMMARY_SCHEMA, key)
 
     rules = (
@@ -199,6 +204,7 @@ def campaign_plan(
         ),
         "decision_rules": MetadataValue.md(rules.to_markdown(index=False) if len(rules) else "(nobody scored)"),
         "consenting_customers": int(allowed.sum()),
+        "global_control_share": share,
         "global_control_customers": int(holdout.sum()),
     }
     if len(cycle.campaigns):
@@ -209,7 +215,3 @@ def campaign_plan(
     if not allowed.any():
         metadata["why_empty"] = "no customer has consent to be contacted (or the source has no consent data)"
     return MaterializeResult(metadata=metadata)
-
-
-
-

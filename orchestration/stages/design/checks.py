@@ -19,6 +19,13 @@ from expectations import (
 )
 from expectations.adapter import validate
 from models.campaign_design import plan_content_hash
+from models.campaign_rules import (
+    campaigns_over_budget,
+    committed_cost,
+    consenting_customers,
+    control_share_deviation,
+    in_another_campaign,
+)
 from models.eligibility import global_control_group
 from models.ids import is_member
 from orchestration.gates import (
@@ -32,38 +39,34 @@ from orchestration.lib.queries import (
     DECISIONS_TABLE,
     PLAN_TABLE,
     campaign_objectives,
+    designed_global_control_share,
     offers,
     plan_designed_in,
 )
 from orchestration.lib.warehouse import Warehouse
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from orchestration.stages.design.assets import GLOBAL_CONTROL_SALT, CampaignDesignConfig
+from orchestration.stages.design.assets import GLOBAL_CONTROL_SALT
 
 
 def plan_violations(warehouse: WarehouseResource, month: date) -> dict[str, int]:
-    """Rows of the plan designed in `month` breaking each rule of `plan_respects_consent_budget_and_control`."""
+    """Rows of the plan designed in `month` breaking each rule of `plan_respects_consent_budget_and_control`
+    (the rules of models.campaign_rules)."""
     plan = warehouse.query(f"select * from {PLAN_TABLE} where designed_in_month = ?", [pd.Timestamp(month)])
     if plan.empty:
         return {}
     consent = warehouse.query("select customer_id, email_consent from marts.dim_customers")
-    allowed = consent.loc[consent["email_consent"].fillna(False).astype(bool), "customer_id"]
-    costs = offers(warehouse).set_index("offer_id")
-    budgets = campaign_objectives(warehouse).set_index("objective")["budget"]
-    test = plan[plan["group"] == "test"]
-    spend = test.groupby(["objective", "offer_id"]).size().reset_index(name="n_test")
-    spend["cost"] = spend["n_test"] * (
-        spend["offer_id"].map(costs["contact_cost"]) + spend["offer_id"].map(costs["incentive_cost"])
-    )
-    over_budget = int((spend["cost"] > spend["objective"].map(budgets) + 1e-6).sum())
     per_campaign = plan.groupby("campaign_id")["group"].agg(lambda g: (g == "control").sum())
     sizes = plan.groupby("campaign_id").size()
     return {
-        "customer without consent": int((~is_member(plan["customer_id"], allowed)).sum()),
-        "customer in two campaigns": int(plan["customer_id"].duplicated().sum()),
-        "campaign over budget": over_budget,
+        "customer without consent": int((~is_member(plan["customer_id"], consenting_customers(consent))).sum()),
+        "customer in two campaigns": int(in_another_campaign(plan).sum()),
+        "campaign over budget": int(
+            campaigns_over_budget(plan, offers(warehouse), campaign_objectives(warehouse)).sum()
+        ),
         "campaign of 2+ customers without control group": int(((per_campaign == 0) & (sizes >= 2)).sum()),
     }
+
 
 @asset_check(asset="campaign_plan", blocking=True, partitions_def=monthly_partitions)
 def plan_respects_consent_budget_and_control(
@@ -102,6 +105,7 @@ def decision_log_violations(warehouse: WarehouseResource, month) -> dict[str, in
         ),
     }
 
+
 @asset_check(asset="campaign_plan", blocking=True, partitions_def=monthly_partitions)
 def plan_matches_its_decision_log(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource
@@ -119,40 +123,31 @@ def plan_matches_its_decision_log(
     )
 
 
-CONTROL_SHARE_TOLERANCE = 0.02
-
-def global_control_members(customer_ids: pd.Series, share: float | None = None) -> pd.Series:
-    """True for the customers of the design stage's global control group: its salt, and its configured share
-    (CRM_GLOBAL_CONTROL_SHARE) unless `share` is given."""
-    share = float(CampaignDesignConfig().global_control_share) if share is None else share
+def global_control_members(customer_ids: pd.Series, share: float) -> pd.Series:
+    """True for the customers of the design stage's global control group of `share` (its salt)."""
     return global_control_group(customer_ids.astype("str"), share, GLOBAL_CONTROL_SALT)
 
+
 def plan_frame(warehouse: Warehouse, month: date, global_control_share: float | None = None) -> pd.DataFrame:
-    """The plan designed in `month` with the columns the campaign_plan suite reads (see its module)."""
+    """The plan designed in `month` with the columns the campaign_plan suite reads (see its module). The global
+    control group is the one of the share the design run used (recorded with the plan), unless one is given."""
     plan = warehouse.query(
         f"select * from {PLAN_TABLE} where designed_in_month = ? order by campaign_id, customer_id",
         [pd.Timestamp(month)],
     )
-    consenting = warehouse.query("select customer_id from marts.dim_customers where coalesce(email_consent, false)")
-    plan["_without_consent"] = plan["customer_id"].where(~is_member(plan["customer_id"], consenting["customer_id"]))
+    consent = warehouse.query("select customer_id, email_consent from marts.dim_customers")
+    plan["_without_consent"] = plan["customer_id"].where(~is_member(plan["customer_id"], consenting_customers(consent)))
+    share = designed_global_control_share(warehouse, month) if global_control_share is None else global_control_share
     holdout = (
-        global_control_members(plan["customer_id"], global_control_share).to_numpy(dtype=bool)
-        if len(plan)
-        else np.zeros(0, bool)
+        global_control_members(plan["customer_id"], share).to_numpy(dtype=bool) if len(plan) else np.zeros(0, bool)
     )
     plan["_in_global_control"] = plan["customer_id"].where(holdout)
-    objectives = warehouse.query("select * from reference.campaign_objectives").set_index("objective")
-    offers = warehouse.query("select * from reference.offers").set_index("offer_id")
-    cost_per_contact = offers["contact_cost"] + offers["incentive_cost"]
-    by_campaign = plan.groupby("campaign_id")["group"]
-    selected = by_campaign.transform("size")
-    control = by_campaign.transform(lambda groups: int((groups == "control").sum()))
-    share = plan["objective"].map(objectives["control_share"]).astype(float)
-    plan["budget"] = plan["objective"].map(objectives["budget"]).astype(float)
-    plan["committed_cost"] = ((selected - control) * plan["offer_id"].map(cost_per_contact).astype(float)).round(2)
-    plan["control_share_deviation"] = (control / selected - share).abs()
-    plan["control_share_tolerance"] = np.maximum(CONTROL_SHARE_TOLERANCE, 1 / selected)
+    objectives = warehouse.query("select * from reference.campaign_objectives")
+    plan["budget"] = plan["objective"].map(objectives.set_index("objective")["budget"]).astype(float)
+    plan["committed_cost"] = committed_cost(plan, warehouse.query("select * from reference.offers"))
+    plan["control_share_deviation"], plan["control_share_tolerance"] = control_share_deviation(plan, objectives)
     return plan
+
 
 def plan_gate(
     warehouse: WarehouseResource, month: date, global_control_share: float | None = None
@@ -167,6 +162,7 @@ def plan_gate(
         ["campaign_id", "customer_id", "group", "budget", "committed_cost", "control_share_deviation"],
         campaigns=int(frame["campaign_id"].nunique()),
     )
+
 
 suite_campaign_plan = derived_gate_check(
     "campaign_plan",

@@ -19,6 +19,8 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
 from models.campaign_design import plan_content_hash
+from models.campaign_rules import consenting_customers
+from models.ids import is_member
 from orchestration.lib.campaign_records import (
     AUTOMATIC_SIMULATION,
     MANUAL,
@@ -58,7 +60,7 @@ def contacts_at_send_time(test: pd.DataFrame, consent: pd.DataFrame | None) -> t
     if consent is None or test.empty:
         contacts = test.iloc[0:0].assign(email="", phone="")
     else:
-        reachable = consent[consent["email_consent"].astype("boolean").fillna(False).astype(bool)]
+        reachable = consent[is_member(consent["customer_id"], consenting_customers(consent))]
         contacts = test.merge(reachable[["customer_id", "email", "phone"]], on="customer_id", how="inner")
     keys = [idempotency_key(c, k) for c, k in zip(contacts["campaign_id"], contacts["customer_id"], strict=True)]
     return contacts.assign(idempotency_key=keys), len(test) - len(contacts)
@@ -97,10 +99,6 @@ def deliver_exactly_once(
             )
             warehouse.append_rows(DELIVERIES_TABLE, log)
     return newly_sent, len(contacts) - len(to_send)
-
-
-
-
 
 
 class ApprovalConfig(Config):

@@ -14,6 +14,7 @@ from expectations import (
     contact_list,
 )
 from expectations.adapter import validate
+from models.campaign_rules import consenting_customers
 from models.ids import is_member
 from orchestration.gates import (
     derived_gate_check,
@@ -89,8 +90,10 @@ def contact_list_frame(warehouse: Warehouse, month: date) -> pd.DataFrame:
         [delivery_month, delivery_month],
     )
 
+
 #: Columns a failed contact-list gate shows of its offending rows.
 CONTACT_LIST_SAMPLE_COLUMNS = ["campaign_id", "customer_id", "_not_in_test_group", "_without_consent"]
+
 
 def outgoing_contact_list_gate(
     contacts: pd.DataFrame, test: pd.DataFrame, consent: pd.DataFrame | None, delivery_month: date
@@ -103,11 +106,7 @@ def outgoing_contact_list_gate(
     frame = contacts[["campaign_id", "customer_id", "idempotency_key"]].reset_index(drop=True)
     planned = pd.MultiIndex.from_frame(test[["campaign_id", "customer_id"]].astype(str))
     in_plan = pd.MultiIndex.from_frame(frame[["campaign_id", "customer_id"]].astype(str)).isin(planned)
-    consenting = (
-        consent.loc[consent["email_consent"].astype("boolean").fillna(False).astype(bool), "customer_id"]
-        if consent is not None
-        else pd.Series([], dtype="str")
-    )
+    consenting = consenting_customers(consent)
     frame["_not_in_test_group"] = frame["customer_id"].where(~in_plan)
     frame["_without_consent"] = frame["customer_id"].where(~is_member(frame["customer_id"], consenting))
     validation = validate(frame, contact_list.suite)
@@ -117,6 +116,7 @@ def outgoing_contact_list_gate(
         f"contact list for {delivery_month:%Y-%m} (nothing sent)",
         CONTACT_LIST_SAMPLE_COLUMNS,
     )
+
 
 def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheckResult, str]:
     with warehouse.session():
@@ -128,6 +128,7 @@ def contact_list_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetC
         f"contacts delivered for {next_month(month):%Y-%m}",
         CONTACT_LIST_SAMPLE_COLUMNS,
     )
+
 
 suite_contact_list = derived_gate_check(
     "campaign_delivery",

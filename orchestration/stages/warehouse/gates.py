@@ -31,6 +31,7 @@ def features_gate(warehouse: WarehouseResource, month: date) -> tuple[AssetCheck
         customers_with_a_sale=buyers,
     )
 
+
 suite_customer_features = derived_gate_check(
     AssetKey(["marts", "customer_features"]),
     "suite_customer_features",
