@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,13 @@ def spark_session_parameters(
     return parameters
 
 
+def quiet_pyspark_import() -> None:
+    """pyspark warns on import that it does not fully support pandas 3; the loop's Spark stages exchange data with
+    pandas only through Parquet files and plain rows (tested on both engines), so that warning is not for the
+    person running the loop. Only that message is filtered."""
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+
 def open_spark(parameters: Mapping[str, Any]) -> SparkSession:
     """The process's Spark session: the one already open, else a new one with Hive support (the metastore dbt
     uses) and the given configuration.
@@ -93,6 +101,8 @@ def open_spark(parameters: Mapping[str, Any]) -> SparkSession:
     Spark's log shows errors only: a table with wall-clock timestamps (`timestamp_ntz`) is stored in Spark's own
     metastore format, with a warning and a Java stack trace each time its schema changes, which is expected here.
     """
+    quiet_pyspark_import()
+    # pyspark is the optional Spark engine (the `spark` extra): imported only when a Spark session is wanted.
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
