@@ -1,0 +1,45 @@
+"""The layout a reader relies on: one folder per loop stage, a library without Dagster, every asset in its stage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "orchestration" / "lib"
+STAGES = ("collect", "warehouse", "analyse", "measure", "improve", "design", "execute")
+# What the library may not import: Dagster, and the Dagster layer above it.
+DAGSTER_LAYER = ("dagster", "dagster_dbt", "orchestration.stages", "orchestration.resources", "orchestration.gates",
+                 "orchestration.jobs", "orchestration.runs", "orchestration.partitions", "orchestration.definitions",
+                 "orchestration.cli", "orchestration.command", "orchestration.benchmark")  # fmt: skip
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_library_imports_nothing_of_dagster() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(name for name in _imports(path) if name.startswith(DAGSTER_LAYER))
+        for path in LIBRARY.rglob("*.py")
+    }
+    assert not {path: names for path, names in offenders.items() if names}
+
+
+def test_each_stage_has_its_folder_with_its_assets() -> None:
+    for stage in STAGES:
+        assert (ROOT / "orchestration" / "stages" / stage / "assets.py").is_file(), stage
+
+
+def test_every_asset_is_in_the_group_of_its_stage() -> None:
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == set(STAGES), groups
