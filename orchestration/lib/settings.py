@@ -145,9 +145,9 @@ class _Environment:
         try:
             parsed = date.fromisoformat(raw if len(raw) > 7 else f"{raw}-01")
         except ValueError:
-            raise ConfigurationError(f"{name}={raw!r} is not a month: write it as YYYY-MM, e.g. 2025-01") from None
+            raise ConfigurationError(f"{name}={raw!r} is not a month: set it as YYYY-MM, e.g. 2025-01") from None
         if parsed.day != 1:
-            raise ConfigurationError(f"{name}={raw!r} is not the first day of a month: write it as YYYY-MM")
+            raise ConfigurationError(f"{name}={raw!r} is not the first day of a month: set it as YYYY-MM")
         return parsed
 
 
@@ -160,7 +160,7 @@ def _oldest_orders_month(files_dir: Path) -> date:
     if not months:
         raise ConfigurationError(
             f"CRM_FILES_DIR={str(files_dir)!r} has no orders files (<dir>/orders/<YYYY-MM>.csv or .parquet): "
-            "put the export there, or point CRM_FILES_DIR at the folder that holds it"
+            "put the export there, or set CRM_FILES_DIR to the folder that holds it"
         )
     return min(months)
 
@@ -196,7 +196,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if source == "files" and not files_dir.is_dir():
         raise ConfigurationError(
             f"CRM_FILES_DIR={str(files_dir)!r} is not a folder: create it with one folder per table "
-            "(<dir>/orders/<YYYY-MM>.csv), or point CRM_FILES_DIR at the export"
+            "(<dir>/orders/<YYYY-MM>.csv), or set CRM_FILES_DIR to the export's folder"
         )
     default_start = _oldest_orders_month(files_dir) if source == "files" and not env.raw("CRM_START_MONTH") else None
     settings = Settings(
