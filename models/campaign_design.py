@@ -282,6 +282,7 @@ def plan_cycle(
 
     scores = scores.reset_index(drop=True)
     offer_table = offers.set_index("offer_id")
+    contact_prices = campaign_rules.cost_per_contact(offers)
     taken = pd.Series(False, index=scores.index)
     evidence = scores[["customer_id", *[c for c in DECISION_SCORE_COLUMNS if c in scores.columns]]]
     stratum = control_stratum(scores)
@@ -294,7 +295,7 @@ def plan_cycle(
         offer = offer_table.loc[offer_id]
         policy = policies[offer_id]
         pilot = policy.kind != "uplift_model"
-        contact_price = float(campaign_rules.cost_per_contact(offers)[offer_id])
+        contact_price = float(contact_prices[offer_id])
         rules = eligibility(
             scores, objective, allowed=allowed, in_global_control=in_global_control, contacts=contacts, taken=taken
         )

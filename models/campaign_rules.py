@@ -27,12 +27,16 @@ def cost_per_contact(offers: pd.DataFrame) -> pd.Series:
     )
 
 
+def _campaign_sizes(plan: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per plan row: how many customers its campaign selected, and how many of them are in its control group."""
+    by_campaign = plan.groupby("campaign_id")["group"]
+    return by_campaign.transform("size"), by_campaign.transform(lambda groups: int((groups == "control").sum()))
+
+
 def committed_cost(plan: pd.DataFrame, offers: pd.DataFrame) -> pd.Series:
     """Per plan row: the cost its campaign commits (test-group size x cost per contact), rounded to cents."""
-    by_campaign = plan.groupby("campaign_id")["group"]
-    control = by_campaign.transform(lambda groups: int((groups == "control").sum()))
-    test_size = by_campaign.transform("size") - control
-    return (test_size * plan["offer_id"].map(cost_per_contact(offers)).astype(float)).round(2)
+    selected, control = _campaign_sizes(plan)
+    return ((selected - control) * plan["offer_id"].map(cost_per_contact(offers)).astype(float)).round(2)
 
 
 def campaigns_over_budget(plan: pd.DataFrame, offers: pd.DataFrame, objectives: pd.DataFrame) -> pd.Series:
@@ -56,9 +60,7 @@ def consenting_customers(consent: pd.DataFrame | None) -> pd.Series:
 def control_share_deviation(plan: pd.DataFrame, objectives: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Per plan row: how far its campaign's control share is from the objective's, and the tolerance allowed
     (``CONTROL_SHARE_TOLERANCE``, or one customer's share in a small campaign)."""
-    by_campaign = plan.groupby("campaign_id")["group"]
-    selected = by_campaign.transform("size")
-    control = by_campaign.transform(lambda groups: int((groups == "control").sum()))
+    selected, control = _campaign_sizes(plan)
     share = plan["objective"].map(objectives.set_index("objective")["control_share"]).astype(float)
     return (control / selected - share).abs(), pd.Series(np.maximum(CONTROL_SHARE_TOLERANCE, 1 / selected), plan.index)
 
