@@ -45,7 +45,7 @@ import pandas as pd
 from dagster import AssetSelection, DagsterEventType, DagsterInstance
 
 from models.clv import BetaGeoNBD, rfm_summary
-from orchestration.cli import prepare_instance
+from orchestration.lib.prepare import prepare_instance
 from orchestration.definitions import build_definitions
 from orchestration.jobs import LOOP_JOB_NAME
 from orchestration.lib.dbt_project import DBT_PROJECT_DIR

@@ -32,7 +32,6 @@ from typing import TextIO
 import pandas as pd
 from dagster import BetaWarning, DagsterEventType, DagsterInstance, PreviewWarning
 
-from orchestration.definitions import build_definitions
 from orchestration.jobs import (
     FILES_TAG,
     LAUNCHED_BY_TAG,
@@ -48,10 +47,10 @@ from orchestration.jobs import (
     runs_in_flight,
 )
 from orchestration.lib.campaign_records import approve_from_command_line
-from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from orchestration.lib.importer import TransactionLogError, describe, import_transaction_log
 from orchestration.lib.lock import warehouse_lock
 from orchestration.lib.months import next_month
+from orchestration.lib.prepare import SetupError, prepare_dbt, prepare_instance, require_manifest
 from orchestration.lib.privacy import forget
 from orchestration.lib.reports import cycle_row, write_loop_summary
 from orchestration.lib.settings import ConfigurationError, Settings, load_settings
@@ -59,61 +58,7 @@ from orchestration.resources import warehouse_resource
 from orchestration.runs import recover_dead_runs
 from orchestration.stages.design.checks import clear_plan_gates
 
-__all__ = ["LoopOrderError", "completed_months", "main", "months_to_run", "prepare_instance", "run_cycles"]
-
-INSTANCE_HEADER = "# Dagster instance of the CRM loop (runs, materialisations, check results), kept under CRM_HOME."
-INSTANCE_CONFIG = f"""\
-{INSTANCE_HEADER}
-# Written by `crm-loop prepare`; edit freely after removing the line above (it is then left alone).
-telemetry:
-  enabled: false
-concurrency:
-  # DuckDB admits one process: one run at a time (runs wait in the queue, in the order they were launched),
-  runs:
-    max_concurrent_runs: 1
-  # and one step at a time in the pools of the steps that open the warehouse (`duckdb`).
-  pools:
-    default_limit: 1
-"""
-
-
-class SetupError(RuntimeError):
-    """Something the loop needs is not prepared (the dbt manifest, the Dagster instance)."""
-
-
-def prepare_instance(settings: Settings) -> Path:
-    """Create the Dagster home under CRM_HOME (telemetry off, one run at a time, pools of one) and point
-    DAGSTER_HOME at it. A dagster.yaml written by an older release is updated; one edited by hand (its first
-    line changed) is left as it is."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    current = config.read_text() if config.exists() else None
-    if current is None or (current.startswith(INSTANCE_HEADER) and current != INSTANCE_CONFIG):
-        config.write_text(INSTANCE_CONFIG)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ["CRM_WAREHOUSE"] = str(settings.warehouse_path)
-    return home
-
-
-def prepare_dbt() -> None:
-    """`dbt parse`: writes the manifest that the Dagster definitions load."""
-    subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-        ],
-        check=True,
-        env={**os.environ, "DO_NOT_TRACK": "1"},
-    )
-
+__all__ = ["LoopOrderError", "completed_months", "main", "months_to_run", "run_cycles"]
 
 def _print_table(rows: list[dict]) -> None:
     if rows:
@@ -208,9 +153,10 @@ def _quiet_logging_config(verbose: bool) -> dict:
 
 def _load_definitions(settings: Settings):
     """The loop's definitions, or a SetupError that says how to prepare them."""
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    if not manifest.exists():
-        raise SetupError(f"the dbt manifest {manifest} does not exist: run `crm-loop prepare` (or `make install`)")
+    require_manifest()
+    # Imported here, not at the top: the dbt assets read the manifest when their module is imported, and
+    # `crm-loop prepare` (which writes the manifest) must run without one.
+    from orchestration.definitions import build_definitions
 
     return build_definitions(settings)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +45,15 @@ def test_every_asset_is_in_the_group_of_its_stage() -> None:
     graph = defs.resolve_asset_graph()
     groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == set(STAGES), groups
+
+
+def test_the_command_line_loads_without_a_dbt_manifest() -> None:
+    """`crm-loop prepare` writes the manifest the dbt assets read at import: the CLI may not import them first."""
+    probe = (
+        "import sys, orchestration.cli\n"
+        "loaded = sorted(name for name in sys.modules if name.startswith(('orchestration.definitions', "
+        "'orchestration.stages.warehouse')))\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

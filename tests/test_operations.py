@@ -31,7 +31,8 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
-from orchestration.cli import INSTANCE_HEADER, main, prepare_instance
+from orchestration.cli import main
+from orchestration.lib.prepare import INSTANCE_HEADER, prepare_instance
 from orchestration.jobs import (
     FILES_TAG,
     LOOP_JOB_NAME,

@@ -1,0 +1,76 @@
+"""What the loop needs before its Dagster definitions can load: the dbt manifest and the Dagster instance.
+
+Nothing here imports Dagster: `crm-loop prepare` writes the manifest that the dbt assets read when their module
+is imported, so it must run before any definitions exist.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from orchestration.lib.settings import Settings
+
+INSTANCE_HEADER = "# Dagster instance of the CRM loop (runs, materialisations, check results), kept under CRM_HOME."
+INSTANCE_CONFIG = f"""\
+{INSTANCE_HEADER}
+# Written by `crm-loop prepare`; edit freely after removing the line above (it is then left alone).
+telemetry:
+  enabled: false
+concurrency:
+  # DuckDB admits one process: one run at a time (runs wait in the queue, in the order they were launched),
+  runs:
+    max_concurrent_runs: 1
+  # and one step at a time in the pools of the steps that open the warehouse (`duckdb`).
+  pools:
+    default_limit: 1
+"""
+
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+
+
+class SetupError(RuntimeError):
+    """Something the loop needs is not prepared (the dbt manifest, the Dagster instance)."""
+
+
+def prepare_instance(settings: Settings) -> Path:
+    """Create the Dagster home under CRM_HOME (telemetry off, one run at a time, pools of one) and point
+    DAGSTER_HOME at it. A dagster.yaml written by an older release is updated; one edited by hand (its first
+    line changed) is left as it is."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    current = config.read_text() if config.exists() else None
+    if current is None or (current.startswith(INSTANCE_HEADER) and current != INSTANCE_CONFIG):
+        config.write_text(INSTANCE_CONFIG)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ["CRM_WAREHOUSE"] = str(settings.warehouse_path)
+    return home
+
+
+def prepare_dbt() -> None:
+    """`dbt parse`: writes the manifest that the Dagster definitions load."""
+    subprocess.run(
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
+        check=True,
+        env={**os.environ, "DO_NOT_TRACK": "1"},
+    )
+
+
+def require_manifest() -> Path:
+    """The dbt manifest, or a SetupError that says how to write it."""
+    if not MANIFEST.exists():
+        raise SetupError(f"the dbt manifest {MANIFEST} does not exist: run `crm-loop prepare` (or `make install`)")
+    return MANIFEST
