@@ -45,12 +45,12 @@ import pandas as pd
 from dagster import AssetSelection, DagsterEventType, DagsterInstance
 
 from models.clv import BetaGeoNBD, rfm_summary
-from orchestration.lib.prepare import prepare_instance
 from orchestration.definitions import build_definitions
 from orchestration.jobs import LOOP_JOB_NAME
 from orchestration.lib.dbt_project import DBT_PROJECT_DIR
 from orchestration.lib.lock import warehouse_lock
 from orchestration.lib.months import next_month
+from orchestration.lib.prepare import prepare_instance
 from orchestration.lib.queries import orders_as_of
 from orchestration.lib.settings import Settings, load_settings
 from orchestration.resources import DuckDBWarehouseResource

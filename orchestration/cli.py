@@ -60,6 +60,7 @@ from orchestration.stages.design.checks import clear_plan_gates
 
 __all__ = ["LoopOrderError", "completed_months", "main", "months_to_run", "run_cycles"]
 
+
 def _print_table(rows: list[dict]) -> None:
     if rows:
         print(pd.DataFrame(rows).to_string(index=False), flush=True)

@@ -14,12 +14,12 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
-from orchestration.assets import analyse
 from simulated_orders import simulated_orders
 
 from models.artefacts import artefact_dir, load_artefact
 from models.scoring import score_with_models
 from orchestration.resources import DuckDBWarehouseResource, WarehouseResource
+from orchestration.stages.analyse import assets as analyse
 from orchestration.stages.analyse import checks
 
 MONTHS = ("2025-05-01", "2025-06-01")

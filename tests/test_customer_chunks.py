@@ -13,7 +13,6 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster import materialize
-from orchestration.assets import analyse
 from simulated_orders import simulated_orders
 from test_analyse_assets import ANALYSE_ASSETS, BLOCKING, SCORE_CHECKS, _build_warehouse, _check, _metadata
 
@@ -27,8 +26,9 @@ from models.customer_chunks import (
     hash_slot,
     training_sample,
 )
-from orchestration import queries
+from orchestration.lib import queries
 from orchestration.resources import DuckDBWarehouseResource
+from orchestration.stages.analyse import assets as analyse
 
 MONTH = "2025-06-01"
 CUSTOMERS = 1_500

@@ -32,7 +32,6 @@ from dagster import (
 from dagster._core.test_utils import create_run_for_test
 
 from orchestration.cli import main
-from orchestration.lib.prepare import INSTANCE_HEADER, prepare_instance
 from orchestration.jobs import (
     FILES_TAG,
     LOOP_JOB_NAME,
@@ -44,6 +43,7 @@ from orchestration.jobs import (
     months_between,
 )
 from orchestration.lib import charts
+from orchestration.lib.prepare import INSTANCE_HEADER, prepare_instance
 from orchestration.lib.settings import Settings
 
 JAN, FEB, MAR, APR, MAY = (date(2025, month, 1) for month in range(1, 6))

@@ -42,7 +42,7 @@ from test_dbt_warehouse import (
 )
 
 from models.customer_chunks import HASH_SLOTS, CustomerRange, TrainingSample
-from orchestration import queries
+from orchestration.lib import queries
 from orchestration.lib.privacy import ERASURES_TABLE, forget
 from orchestration.lib.raw_tables import warehouse_columns
 from orchestration.lib.spark_warehouse import SourceTable, dbt_source_tables, open_spark, spark_session_parameters

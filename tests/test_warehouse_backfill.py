@@ -10,6 +10,7 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
 from orchestration.definitions import build_definitions
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR
 from orchestration.lib.settings import load_settings
 from tests.test_dbt_warehouse import make_raw_world, write_raw
 
@@ -35,6 +36,7 @@ def test_a_range_of_months_rebuilds_in_one_run_with_a_snapshot_per_month(crm_hom
     settings = load_settings()
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     write_raw(settings.warehouse_path, make_raw_world())
+    project_artefacts = set((DBT_PROJECT_DIR / "target").iterdir())
     with DagsterInstance.ephemeral() as instance:
         rebuild = _rebuild_range(settings, instance)
         assert rebuild.success, [event.message for event in rebuild.all_events if event.is_failure]
@@ -45,6 +47,10 @@ def test_a_range_of_months_rebuilds_in_one_run_with_a_snapshot_per_month(crm_hom
             months = con.execute(SNAPSHOTS).df()
         assert [f"{m:%Y-%m}" for m in months["as_of_month"]] == ["2025-02", "2025-03"]
         assert (months["customers"] > 0).all()
+    # dbt's artefacts and logs stay under CRM_HOME: the project's own target/ holds only the parsed manifest.
+    work = crm_home / "dbt" / "dev"
+    assert (work / "target" / "run_results.json").is_file() and (work / "target" / "dbt.log").is_file()
+    assert set((DBT_PROJECT_DIR / "target").iterdir()) <= project_artefacts
 
 
 def test_a_failing_dbt_test_is_a_failed_blocking_check_and_tables_keep_their_row_counts(crm_home, dbt_manifest):

@@ -75,6 +75,13 @@ class WarehouseResource(ConfigurableResource):
         """The target of dbt_project/profiles.yml that builds this warehouse."""
         raise NotImplementedError
 
+    @property
+    def dbt_work_dir(self) -> Path:
+        """Where dbt writes its artefacts and logs for this warehouse (`target/`, `logs/`): under $CRM_HOME, one
+        folder per dbt target, reused by every build (builds of one warehouse never overlap: they hold its lock).
+        """
+        return self.home / "dbt" / self.dbt_target
+
     # ------------------------------------------------------------------------------------- the interface
     @contextmanager
     def session(self) -> Iterator[None]:

@@ -117,16 +117,24 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
         yield from build_in_process(context, warehouse, months)
         return
     os.environ["CRM_WAREHOUSE"] = warehouse.path  # read by dbt_project/profiles.yml in the dbt subprocess
-    with warehouse_lock(warehouse.file, f"dbt build {months[0]}..{months[-1]}"):
+    # dbt's artefacts (run results, compiled SQL) and logs go under CRM_HOME, one folder reused by every build.
+    target_path = warehouse.dbt_work_dir / "target"
+    lock_purpose, lock_timeout = f"dbt build {months[0]}..{months[-1]}", warehouse.lock_timeout_seconds
+    with warehouse_lock(warehouse.file, lock_purpose, lock_timeout):
         try:
             # The project version reads the raw tables' columns: before dbt opens the warehouse for writing.
             store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
             recorded = store.recorded()
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
-                dbt.cli(dbt_build_arguments(month), context=context, load_adapter=False).wait()
+                dbt.cli(dbt_build_arguments(month), context=context, target_path=target_path, load_adapter=False).wait()
             # The dbt adapter is loaded in this process only to read column metadata.
-            invocation = dbt.cli(dbt_build_arguments(months[-1]), context=context, load_adapter=recorded is None)
+            invocation = dbt.cli(
+                dbt_build_arguments(months[-1]),
+                context=context,
+                target_path=target_path,
+                load_adapter=recorded is None,
+            )
             if recorded is None:
                 # Once per project version: schema and lineage through the dbt adapter, which must then let go
                 # of the warehouse before this process counts rows.
@@ -143,10 +151,10 @@ def build_in_process(context: AssetExecutionContext, warehouse: WarehouseResourc
     warehouse resource holds (orchestration.stages.warehouse.dbt_in_process). Tables get their row counts;
     the column schema and lineage, which dagster-dbt reads through a second adapter connection, are recorded on
     DuckDB only."""
-    dbt = InProcessDbt(warehouse.dbt_target, warehouse.home / "dbt" / warehouse.dbt_target)
+    dbt = InProcessDbt(warehouse.dbt_target, warehouse.dbt_work_dir)
     manifest = json.loads(dbt_project.manifest_path.read_text())
     translator = WarehouseTranslator()
-    with warehouse_lock(warehouse.lock_file, f"dbt build {months[0]}..{months[-1]}"):
+    with warehouse_lock(warehouse.lock_file, f"dbt build {months[0]}..{months[-1]}", warehouse.lock_timeout_seconds):
         version = _project_version(warehouse)
         for month in months[:-1]:
             context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
