@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test ui backfill test-browser lint lint-sql docs clean bench
+.PHONY: install run test test-fast proof ui backfill test-browser lint lint-sql docs clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ install: $(BIN)/.installed
 run: install  ## run CYCLES (default 6) months of the loop on the simulated world
 	$(BIN)/crm-loop run --cycles $(CYCLES)
 
-test: install  ## the whole test suite (as CI runs it)
-	$(BIN)/python -m pytest -q
+test: install  ## the test suite (CI runs it, then `make proof`); the 15 slowest tests are listed at the end
+	$(BIN)/python -m pytest -q -m "not proof" --durations=15
+
+test-fast: install  ## the tests that run no loop through Dagster (library, dbt, gates), in a few minutes
+	$(BIN)/python -m pytest -q -m "not slow and not proof"
+
+proof: install  ## the 12-cycle proofs on three simulated years (coverage, profit against the baselines)
+	$(BIN)/python -m pytest -q -m proof --durations=5
 
 ui: install  ## Dagster UI and daemon on http://$(UI_HOST):$(UI_PORT), instance under $(CRM_HOME)/dagster
 	PATH="$(CURDIR)/$(BIN):$$PATH" DAGSTER_HOME=$(CRM_HOME)/dagster \

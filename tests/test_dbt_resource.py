@@ -7,8 +7,8 @@ from dagster_dbt.core import resource as dagster_dbt_resource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
 from orchestration.lib.dbt_project import dbt_executable
-from orchestration.resources.dbt import WarehouseDbtResource, installed_dbt_version
-from orchestration.stages.warehouse.assets import dbt_build_arguments, dbt_project, release_dbt_adapter
+from orchestration.resources.dbt import WarehouseDbtResource, installed_dbt_version, release_dbt_adapter
+from orchestration.stages.warehouse.assets import dbt_build_arguments, dbt_project
 
 
 def _resource(executable: str | None = None) -> WarehouseDbtResource:
@@ -66,3 +66,25 @@ def test_the_dbt_adapter_is_loaded_only_when_asked(monkeypatch, dbt_manifest, tm
     resource.cli(["build"])
     assert captured["adapter"] is not None
     release_dbt_adapter()
+
+
+def test_the_internals_used_here_are_those_of_the_pinned_releases():
+    """orchestration/resources/dbt.py relies on three members outside dagster-dbt's and dbt-duckdb's public API;
+    an upgrade that moves them must fail here, not in a monthly run."""
+    import inspect
+    from functools import cached_property
+    from importlib.metadata import version as installed
+
+    from dagster_dbt import DbtCliEventMessage, DbtCliResource
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    releases = {"dagster-dbt": installed("dagster-dbt"), "dbt-duckdb": installed("dbt-duckdb")}
+    assert releases == {"dagster-dbt": "0.29.27", "dbt-duckdb": "1.11.1"}, (
+        f"{releases}: re-check the internals listed in orchestration/resources/dbt.py's docstring, then this pin"
+    )
+    assert isinstance(inspect.getattr_static(DbtCliResource, "_cli_version"), cached_property)
+    assert list(inspect.signature(DbtCliResource._initialize_dbt_core_adapter).parameters) == ["self", "args"]
+    assert issubclass(DbtCoreCliEventMessage, DbtCliEventMessage)
+    assert "to_default_asset_events" in vars(DbtCliEventMessage)
+    assert "_ENV" in vars(DuckDBConnectionManager)

@@ -15,7 +15,7 @@ from tests.conftest import YEAR_CUSTOMERS, YEAR_SEEDS
 
 MONTHS = [f"2025-{month:02d}" for month in range(1, 13)]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.proof]
 
 
 def _read(warehouse, sql: str) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import pytest
 FIRST_PROOF_MONTH = "2025-06"  # campaigns delivered in cycles 6..12
 BASELINES = ["random_policy_true_profit", "oracle_policy_true_profit", "contact_all_true_profit"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.proof]
 
 
 @pytest.fixture(scope="module")

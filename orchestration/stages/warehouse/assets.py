@@ -24,7 +24,7 @@ from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from orchestration.lib.lock import warehouse_lock
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
-from orchestration.resources.dbt import WarehouseDbtResource
+from orchestration.resources.dbt import WarehouseDbtResource, release_dbt_adapter
 from orchestration.stages.warehouse.dbt_column_metadata import ColumnMetadataStore, project_version
 from orchestration.stages.warehouse.dbt_in_process import InProcessDbt
 from orchestration.stages.warehouse.dbt_row_counts import with_row_counts
@@ -72,25 +72,6 @@ class WarehouseTranslator(DagsterDbtTranslator):
         elif dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
             tags["layer"] = fqn[1]
         return tags
-
-
-def release_dbt_adapter() -> None:
-    """Close the dbt adapter's DuckDB connection in this process.
-
-    dagster-dbt reads row counts and column schemas through a read-only adapter connection; while it stays
-    open, the read-write connections of the next steps in this process are refused by DuckDB.
-    """
-    from dbt.adapters.factory import reset_adapters
-
-    reset_adapters()
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # another dbt target
-        return
-    environment = DuckDBConnectionManager._ENV
-    if environment is not None and hasattr(environment, "close"):
-        environment.close()
-    DuckDBConnectionManager.close_all_connections()
 
 
 @dbt_assets(

@@ -5,8 +5,8 @@ dagster-dbt runs dbt as a subprocess and turns the JSON events on its output int
 subprocess would start a second JVM beside the run's own session and find the metastore locked. Here dbt runs
 through its programmatic runner (`dbtRunner`) in this process: dbt-spark's `session` method takes the Spark
 session already open (`SparkSession.builder.getOrCreate()`), and each event dbt fires is converted to Dagster's
-exactly as dagster-dbt converts the same event read from a subprocess (`DbtCoreCliEventMessage`): materialisations
-of the selected models and seeds, and blocking asset checks for the data tests.
+exactly as dagster-dbt converts the same event read from a subprocess (orchestration.resources.dbt's
+`dagster_events_of`): materialisations of the selected models and seeds, blocking asset checks for the data tests.
 
 The target's project is parsed once per process and project version (dbt's `--vars` change every month and turn
 partial parsing off, so the manifest is handed to each later build instead).
@@ -20,11 +20,11 @@ from typing import Any
 
 from dagster import AssetExecutionContext, Failure, MetadataValue
 from dagster_dbt import DagsterDbtTranslator
-from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
 from dbt.cli.main import dbtRunner
 from dbt_common.events.functions import msg_to_dict
 
 from orchestration.lib.dbt_project import DBT_PROJECT_DIR
+from orchestration.resources.dbt import dagster_events_of
 
 
 class DbtBuildFailed(Failure):
@@ -101,9 +101,8 @@ class InProcessDbt:
         `DbtBuildFailed` naming the failing nodes if it failed."""
         result, events = self.invoke(command, version)
         for event in events:
-            message = DbtCoreCliEventMessage(raw_event=event, event_history_metadata={})
-            yield from message.to_default_asset_events(
-                manifest=manifest, dagster_dbt_translator=translator, context=context, target_path=self.target_path
+            yield from dagster_events_of(
+                event, manifest=manifest, translator=translator, context=context, target_path=self.target_path
             )
         self._raise_if_failed(command, result)
 
