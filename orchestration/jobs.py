@@ -47,7 +47,6 @@ from dagster import (
 from orchestration.lib.months import month_key, next_month, partition_month, previous_month
 from orchestration.lib.raw_tables import RAW_TABLES, SourceError, month_files
 from orchestration.lib.settings import Settings
-from orchestration.partitions import monthly_partitions
 
 LOOP_JOB_NAME = "crm_loop"
 PARTITION_TAG = "dagster/partition"
@@ -65,7 +64,6 @@ IN_FLIGHT = [
 crm_loop_job = define_asset_job(
     LOOP_JOB_NAME,
     selection=AssetSelection.all(),
-    partitions_def=monthly_partitions,
     executor_def=in_process_executor,
     description="One monthly cycle: collect, warehouse, analyse, measure, improve, design, execute.",
 )
