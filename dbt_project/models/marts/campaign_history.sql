@@ -1,6 +1,6 @@
 -- Every planned campaign assignment (test and control) known as of the end of the as-of month, with
 -- whether the customer was actually contacted and, once the outcome window has closed, the outcome.
--- The outcome window of a campaign is its delivery month (DESIGN.md: the response window is the month
+-- The outcome window of a campaign is its delivery month (the response window is the month
 -- the campaign is delivered in). Outcomes are counted for control customers exactly as for test
 -- customers, so the two groups can be compared.
 {%- set as_of_month = var('as_of_month') %}
