@@ -1,7 +1,7 @@
 """The loop job, and what launches it: one run per month, strictly in month order.
 
-Month M+1 starts only after month M's loop run succeeded: its data depends on the campaign month M delivered. Every launcher
-here reads the instance's run history to keep that rule, and skips with a reason a person can act on:
+Month M+1 starts only after month M's loop run succeeded: its data depends on the campaign month M delivered.
+Every launcher here reads the instance's run history to keep that rule, and skips with a reason a person can act on:
 
 - `monthly_loop` (schedule, off by default): on the 1st of each month, the next month of the loop, if it is
   a month that has ended and nothing else is running.
