@@ -28,13 +28,13 @@ install: $(BIN)/.installed
 run: install  ## run CYCLES (default 6) months of the loop on the simulated world
 	$(BIN)/crm-loop run --cycles $(CYCLES)
 
-test: install  ## the test suite (CI runs it, then `make proof`); the 15 slowest tests are listed at the end
-	$(BIN)/python -m pytest -q -m "not proof" --durations=15
+test: install  ## the test suite, two test files at a time (CI runs it, then `make proof`); the 15 slowest tests at the end
+	$(BIN)/python -m pytest -q -m "not proof" -n 2 --dist loadfile --durations=15
 
 test-fast: install  ## the tests that run no loop through Dagster (library, dbt, gates), in a few minutes
-	$(BIN)/python -m pytest -q -m "not slow and not proof"
+	$(BIN)/python -m pytest -q -m "not slow and not proof" -n 2 --dist loadfile
 
-proof: install  ## the 12-cycle proofs on three simulated years (coverage, profit against the baselines)
+proof: install  ## the long proofs: 12 cycles on three simulated years (coverage, profit), the loop on Spark = on DuckDB
 	$(BIN)/python -m pytest -q -m proof --durations=5
 
 ui: install  ## Dagster UI and daemon on http://$(UI_HOST):$(UI_PORT), instance under $(CRM_HOME)/dagster

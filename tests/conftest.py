@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from orchestration.lib.dbt_project import manifest_is_stale
+
 ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = ROOT / "dbt_project"
 
@@ -23,14 +26,21 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
-    """`dbt parse` once per session: the manifest the Dagster definitions load."""
-    dbt = Path(sys.executable).with_name("dbt")
-    subprocess.run(
-        [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)],
-        check=True,
-        env={**os.environ, "DO_NOT_TRACK": "1"},
-    )
-    return DBT_PROJECT / "target" / "manifest.json"
+    """The manifest the Dagster definitions load: `dbt parse` unless it is newer than every file of the dbt
+    project, one process at a time (test processes running side by side share the project's target/)."""
+    target = DBT_PROJECT / "target"
+    target.mkdir(exist_ok=True)
+    with open(target / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest_is_stale():
+            return target / "manifest.json"
+        dbt = Path(sys.executable).with_name("dbt")
+        subprocess.run(
+            [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)],
+            check=True,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+        )
+    return target / "manifest.json"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from test_spark_warehouse import assert_same_rows, spark_environment, value_kind
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.proof]
 
 PYTHON = sys.executable
 CUSTOMERS = "300"

@@ -20,7 +20,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
-from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable, manifest_is_stale
 from orchestration.lib.lock import warehouse_lock
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -30,18 +30,6 @@ from orchestration.stages.warehouse.dbt_in_process import InProcessDbt
 from orchestration.stages.warehouse.dbt_row_counts import with_row_counts
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR) -> bool:
-    """The manifest is missing or older than a file of the dbt project (models, seeds, macros, tests, config)."""
-    manifest = project_dir / "target" / "manifest.json"
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
-    for folder in ("models", "seeds", "macros", "tests", "snapshots"):
-        sources.extend(path for path in (project_dir / folder).rglob("*") if path.is_file())
-    return any(path.exists() and path.stat().st_mtime > built for path in sources)
 
 
 # Under `dagster dev` the manifest is re-parsed when the project changed (not in every run worker it starts).
