@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class WarehouseBusyError(RuntimeError):
 _held: dict[str, int] = {}
 _fds: dict[str, int] = {}
 _purposes: dict[str, str] = {}
+_on_release: dict[str, list[Callable[[], None]]] = {}
 _guard = threading.RLock()
 _current_run = {"note": ""}  # the Dagster run this process executes, named in every lock it takes
 
@@ -75,6 +76,17 @@ def name_current_run(run_id: str | None) -> None:
             for key in _held:
                 _purposes[key] = _described(_purposes[key])
                 _write_holder(_fds[key], f"pid {os.getpid()} ({_purposes[key]})")
+
+
+def at_release(warehouse_path: Path, callback: Callable[[], None]) -> None:
+    """Call `callback` when this process lets go of the lock of `warehouse_path` (its outermost hold ends),
+    before another process can take it: e.g. to close the database this process keeps open while it holds the
+    lock. Only while the lock is held."""
+    key = str(Path(warehouse_path).resolve())
+    with _guard:
+        if not _held.get(key):
+            raise RuntimeError(f"at_release: this process does not hold the lock of {key}")
+        _on_release.setdefault(key, []).append(callback)
 
 
 @contextmanager
@@ -122,11 +134,15 @@ def warehouse_lock(
         with _guard:
             _held[key] -= 1
             if _held[key] == 0:
-                del _held[key]
-                del _purposes[key]
-                fd = _fds.pop(key)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+                try:
+                    for callback in _on_release.pop(key, []):
+                        callback()
+                finally:
+                    del _held[key]
+                    del _purposes[key]
+                    fd = _fds.pop(key)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
 
 
 # ----------------------------------------------------------------------------------------- dead runs

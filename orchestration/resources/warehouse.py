@@ -6,6 +6,12 @@ whatever the engine; writes replace the rows of one month (or a range of months)
 rows. The DuckDB warehouse opens a short-lived connection per call under the warehouse lock, so that dbt (a
 subprocess) can open the same file between Python steps of one run; `session()` keeps one connection for a block
 of calls (a gate's several reads) and `transaction()` makes a block of writes atomic.
+
+While this process holds the warehouse lock it also keeps the database open (one connection nobody queries):
+DuckDB then answers every further `duckdb.connect` of the file from the open database in about 0.5 ms, where
+opening the file costs 14-30 ms, about 590 times in a monthly cycle (8.2 s of the cycle's 57 s at 300
+customers). The database is closed when the lock is let go, and by `close_database()` before dbt (another
+process) opens the file.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
 from models.customer_chunks import DEFAULT_CUSTOMERS_PER_CHUNK, DEFAULT_TRAINING_CUSTOMERS
-from orchestration.lib.lock import name_current_run, warehouse_lock
+from orchestration.lib.lock import at_release, name_current_run, warehouse_lock
 from orchestration.lib.warehouse import (
     TABLE_COLUMNS,
     check_assignments,
@@ -88,6 +94,10 @@ class WarehouseResource(ConfigurableResource):
         """Keep one connection to the warehouse for the calls of the block."""
         yield
 
+    def close_database(self) -> None:
+        """Let go of the database this process keeps open, so that another process (dbt) can open it; the next
+        call opens it again."""
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """The block's writes all land or none does, where the engine can promise it."""
@@ -142,6 +152,11 @@ class WarehouseResource(ConfigurableResource):
 # transaction is open on it.
 _open_connections = threading.local()
 
+# Per warehouse file, the connection that keeps its database open in this process while this process holds the
+# file's lock (see the module's docstring).
+_open_databases: dict[str, duckdb.DuckDBPyConnection] = {}
+_open_databases_guard = threading.Lock()
+
 
 class DuckDBWarehouseResource(WarehouseResource):
     """The warehouse in one DuckDB file (the embedded default).
@@ -186,11 +201,29 @@ class DuckDBWarehouseResource(WarehouseResource):
             return
         self.file.parent.mkdir(parents=True, exist_ok=True)
         with warehouse_lock(self.file, "warehouse access", self.lock_timeout_seconds):
+            self._keep_database_open()
             connection = duckdb.connect(str(self.file))
             try:
                 yield connection
             finally:
                 connection.close()
+
+    def _keep_database_open(self) -> None:
+        """Open the database for as long as this process holds the lock (the caller holds it)."""
+        key = str(self.file.resolve())
+        with _open_databases_guard:
+            if key in _open_databases:
+                return
+            _open_databases[key] = duckdb.connect(key)
+        at_release(self.file, self.close_database)
+
+    def close_database(self) -> None:
+        if str(self.file.resolve()) in self._held():
+            raise RuntimeError(f"{self.file} is held by a session() block: close the session first")
+        with _open_databases_guard:
+            database = _open_databases.pop(str(self.file.resolve()), None)
+        if database is not None:
+            database.close()
 
     @contextmanager
     def session(self) -> Iterator[None]:

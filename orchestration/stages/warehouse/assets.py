@@ -94,6 +94,7 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
             # The project version reads the raw tables' columns: before dbt opens the warehouse for writing.
             store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
             recorded = store.recorded()
+            warehouse.close_database()  # dbt, another process, opens the file now
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
                 dbt.cli(dbt_build_arguments(month), context=context, target_path=target_path, load_adapter=False).wait()
