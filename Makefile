@@ -58,13 +58,15 @@ lint-sql: install  ## sqlfluff with the dbt templater (.sqlfluff) on the dbt mod
 	tmp=$$(mktemp -d) && CRM_WAREHOUSE=$$tmp/lint.duckdb DBT_TARGET_PATH=$$tmp/target \
 		$(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
+# The docs show the models compiled as of $CRM_AS_OF_MONTH, else 2025-01-01 (dbt_project/macros/as_of_month.sql).
 docs: install  ## warehouse docs (dbt docs generate) as one page: dbt_project/target/docs/static_index.html
 	@warehouse=$(CRM_HOME)/warehouse.duckdb; \
 	if [ ! -f "$$warehouse" ]; then \
 		echo "no warehouse at $$warehouse yet: documenting the models without a catalogue (run the loop first)"; \
 		warehouse=$$(mktemp -d)/empty.duckdb; \
 	fi; \
-	CRM_WAREHOUSE=$$warehouse $(BIN)/dbt docs generate --static --project-dir dbt_project \
+	CRM_AS_OF_MONTH=$${CRM_AS_OF_MONTH:-2025-01-01} CRM_WAREHOUSE=$$warehouse \
+		$(BIN)/dbt docs generate --static --project-dir dbt_project \
 		--profiles-dir dbt_project --target-path target/docs
 	@echo "open dbt_project/target/docs/static_index.html"
 

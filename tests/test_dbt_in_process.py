@@ -9,6 +9,7 @@ target, and DuckDB starts in milliseconds (tests/test_spark_loop.py runs it on S
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -16,6 +17,7 @@ import pytest
 from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization
 from test_dbt_warehouse import MONTH_1, make_raw_world, write_raw
 
+from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE
 from orchestration.stages.warehouse.assets import WarehouseTranslator, dbt_build_arguments, dbt_project
 from orchestration.stages.warehouse.dbt_in_process import DbtBuildFailed, InProcessDbt
 
@@ -27,6 +29,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_raw(database, make_raw_world())
     monkeypatch.setenv("CRM_WAREHOUSE", str(database))
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    monkeypatch.delenv(BUILD_MONTH_VARIABLE, raising=False)
     return database
 
 
@@ -35,17 +38,19 @@ def dbt(database: Path, tmp_path: Path) -> InProcessDbt:
     return InProcessDbt("dev", tmp_path / "dbt")
 
 
-def build(dbt: InProcessDbt, command: list[str], events: list | None = None) -> list:
-    """The Dagster events of `dbt <command>` (appended to `events` as they come, when given)."""
+def build(dbt: InProcessDbt, command: list[str], events: list | None = None, month: str | None = None) -> list:
+    """The Dagster events of `dbt <command>` (as of `month` when given; appended to `events` as they come, when
+    given)."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     events = [] if events is None else events
-    for event in dbt.build(command, "test", None, manifest, WarehouseTranslator()):
+    for event in dbt.build(command, "test", None, manifest, WarehouseTranslator(), month=month):
         events.append(event)
     return events
 
 
 def test_a_build_in_process_reports_each_model_and_each_test(dbt: InProcessDbt) -> None:
-    events = build(dbt, dbt_build_arguments(MONTH_1.isoformat()))
+    events = build(dbt, dbt_build_arguments(), month=MONTH_1.isoformat())
+    assert BUILD_MONTH_VARIABLE not in os.environ  # the month was there during the build only
     materialised = {event.asset_key for event in events if isinstance(event, AssetMaterialization)}
     checks = [event for event in events if isinstance(event, AssetCheckEvaluation)]
     assert AssetKey(["marts", "fct_orders"]) in materialised
@@ -56,7 +61,7 @@ def test_a_build_in_process_reports_each_model_and_each_test(dbt: InProcessDbt) 
 
 
 def test_a_failing_test_is_reported_and_stops_the_build_naming_it(dbt: InProcessDbt, database: Path) -> None:
-    dbt.run(dbt_build_arguments(MONTH_1.isoformat()), "test")  # an earlier month of a backfill: no events
+    dbt.run(dbt_build_arguments(), "test", month=MONTH_1.isoformat())  # an earlier month of a backfill: no events
     with duckdb.connect(str(database)) as con:
         first_line = "select min(order_id) from marts.fct_orders"
         con.execute(f"update marts.fct_orders set revenue = null where order_id in ({first_line})")

@@ -1,12 +1,15 @@
-"""The warehouse's dbt resource: no `dbt --version` subprocess, and a dbt adapter only where columns are read."""
+"""The warehouse's dbt resource: no `dbt --version` subprocess, a dbt adapter only where columns are read, and the
+month of a build in the environment only while it is built."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from dagster_dbt.core import resource as dagster_dbt_resource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
-from orchestration.lib.dbt_project import dbt_executable
+from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE, dbt_build_month, dbt_executable
 from orchestration.resources.dbt import WarehouseDbtResource, installed_dbt_version, release_dbt_adapter
 from orchestration.stages.warehouse.assets import dbt_build_arguments, dbt_project
 
@@ -59,13 +62,25 @@ def test_the_dbt_adapter_is_loaded_only_when_asked(monkeypatch, dbt_manifest, tm
 
     monkeypatch.setattr(DbtCliInvocation, "run", staticmethod(run))
     resource = _resource()
-    assert resource.cli(dbt_build_arguments("2025-03-01"), load_adapter=load_adapter) == "invocation"
+    assert resource.cli(dbt_build_arguments(), load_adapter=load_adapter) == "invocation"
     assert (captured["adapter"] is not None) is load_adapter
-    assert captured["args"][1:5] == ["build", "--exclude-resource-type", "unit_test", "--vars"]
+    assert captured["args"][1:4] == ["build", "--exclude-resource-type", "unit_test"]
+    assert "--vars" not in captured["args"]  # the month is in the environment: dbt's partial parse lasts
     # the next invocation loads the adapter again unless told otherwise
     resource.cli(["build"])
     assert captured["adapter"] is not None
     release_dbt_adapter()
+
+
+def test_the_build_month_is_in_the_environment_only_while_it_is_built(monkeypatch):
+    monkeypatch.delenv(BUILD_MONTH_VARIABLE, raising=False)
+    with dbt_build_month("2025-03-01"):
+        assert os.environ[BUILD_MONTH_VARIABLE] == "2025-03-01"
+    assert BUILD_MONTH_VARIABLE not in os.environ
+    monkeypatch.setenv(BUILD_MONTH_VARIABLE, "2024-12-01")  # the user's own, back once the build is done
+    with pytest.raises(RuntimeError), dbt_build_month("2025-03-01"):
+        raise RuntimeError("the build failed")
+    assert os.environ[BUILD_MONTH_VARIABLE] == "2024-12-01"
 
 
 def test_the_internals_used_here_are_those_of_the_pinned_releases():

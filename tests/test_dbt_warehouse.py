@@ -3,10 +3,11 @@
 One module-scoped build: a temp DuckDB file gets raw.customers / raw.orders / raw.products /
 raw.contact_log (with `_loaded_month`) for 2024-01..2025-03 and the design stage's
 campaigns.campaign_plan, then `dbt build` (seeds, unit tests and data tests included) runs as of 2025-01,
-as of 2025-02, and as of 2025-01 again (a rebuild of a past month after the next one was collected). The
-tests compare the marts with an independent pandas computation of the same definitions and check the
-invariants a user relies on: returns net out, nothing after month end leaks in, snapshots of other
-months are untouched by a rebuild, no PII in the marts, ids stay text.
+as of 2025-02, and as of 2025-01 again (a rebuild of a past month after the next one was collected), the
+month given as the loop gives it, in $CRM_AS_OF_MONTH. The tests compare the marts with an independent
+pandas computation of the same definitions and check the invariants a user relies on: returns net out,
+nothing after month end leaks in, snapshots of other months are untouched by a rebuild, no PII in the
+marts, ids stay text, and only the first build parses the project.
 
 tests/test_dbt_marts.py covers the other inputs and runs: an orders-only transaction log, a 12-month
 replay built twice, sqlfluff and dbt docs. It reuses the world and the helpers defined here.
@@ -15,6 +16,7 @@ replay built twice, sqlfluff and dbt docs. It reuses the world and the helpers d
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestration.lib.dbt_project import dbt_executable
+from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE, dbt_executable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO_ROOT / "dbt_project"
@@ -406,12 +408,20 @@ def expected_features(world: RawWorld, as_of_month: date) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 
 
-def dbt_env(database: Path) -> dict[str, str]:
-    return {**os.environ, "CRM_WAREHOUSE": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+def dbt_env(database: Path, month: date | None = None) -> dict[str, str]:
+    """The environment of a dbt command on `database`, as of `month` when given ($CRM_AS_OF_MONTH; else none)."""
+    env = {key: value for key, value in os.environ.items() if key != BUILD_MONTH_VARIABLE}
+    env.update({"CRM_WAREHOUSE": str(database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    if month is not None:
+        env[BUILD_MONTH_VARIABLE] = f"{month:%Y-%m-%d}"
+    return env
 
 
-def run_dbt(args: list[str], database: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
-    """Run the dbt CLI from the repo root against `database`; fail the test with dbt's log on error."""
+def run_dbt(
+    args: list[str], database: Path, work_dir: Path, month: date | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the dbt CLI from the repo root against `database` (as of `month` in $CRM_AS_OF_MONTH when given); fail
+    the test with dbt's log on error."""
     command = [
         str(DBT_BIN),
         *args,
@@ -424,13 +434,45 @@ def run_dbt(args: list[str], database: Path, work_dir: Path) -> subprocess.Compl
         "--log-path",
         str(work_dir / "logs"),
     ]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=dbt_env(database), capture_output=True, text=True, timeout=300)
+    env = dbt_env(database, month)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     return result
 
 
 def build_month(month: date, database: Path, work_dir: Path) -> subprocess.CompletedProcess[str]:
-    return run_dbt(["build", "--vars", f"{{as_of_month: '{month:%Y-%m-%d}'}}"], database, work_dir)
+    """`dbt build` as of `month`, given in $CRM_AS_OF_MONTH as the loop gives it (tests/test_dbt_marts.py builds
+    with `--vars`); dbt's log file (work_dir/logs/dbt.log) in JSON, for `parse_reports`."""
+    return run_dbt(["build", "--log-format-file", "json"], database, work_dir, month=month)
+
+
+# dbt's events on how it parsed the project: a full parse says why (UnableToPartialParse).
+PARSE_EVENTS = {"UnableToPartialParse", "PartialParsingEnabled", "PartialParsingNotEnabled", "PartialParsingError"}
+
+
+def parse_reports(dbt_log: Path) -> list[list[str]]:
+    """What dbt said about parsing the project, `<event>: <message>` per invocation in the order they ran, from a
+    dbt.log in JSON (`--log-format-file json`; dagster-dbt's `--log-format json` writes the file so too) and the
+    files dbt rotated it into (dbt.log.1 is the newest of them)."""
+    rotated = [path for path in dbt_log.parent.glob(f"{dbt_log.name}.*") if path.suffix[1:].isdigit()]
+    rotated.sort(key=lambda path: int(path.suffix[1:]), reverse=True)
+    lines = [line for path in [*rotated, dbt_log] for line in path.read_text().splitlines()]
+    invocations: dict[str, list[str]] = {}
+    for line in lines:
+        try:
+            info = json.loads(line)["info"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        reports = invocations.setdefault(info["invocation_id"], [])
+        if info["name"] in PARSE_EVENTS or (info["name"] == "Note" and "partial parsing" in info["msg"]):
+            reports.append(f"{info['name']}: {info['msg']}")
+    return list(invocations.values())
+
+
+def assert_parsed_project_reused(reports: list[str]) -> None:
+    """dbt re-used the project parsed by the previous invocation as it was (nothing parsed again)."""
+    assert not [report for report in reports if report.startswith("UnableToPartialParse")], reports
+    assert "Note: Nothing changed, skipping partial parsing." in reports, reports
 
 
 def read_snapshot(database: Path, mart: str, month: date) -> pd.DataFrame:
@@ -448,6 +490,7 @@ class Warehouse:
     first_build: dict[tuple[str, date], pd.DataFrame]  # (mart, month) -> rows after builds 1 and 2
     rebuilt: dict[tuple[str, date], pd.DataFrame]  # (mart, month) -> rows after month 1 was rebuilt
     build_log: str  # dbt's output of the last build
+    dbt_log: Path  # dbt's log file of the three builds, in JSON
 
     def query(self, sql: str, parameters: list | None = None) -> pd.DataFrame:
         with duckdb.connect(str(self.database), read_only=True) as con:
@@ -471,7 +514,14 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     rebuilt = {
         (mart, month): read_snapshot(database, mart, month) for mart in SNAPSHOT_MARTS for month in (MONTH_1, MONTH_2)
     }
-    return Warehouse(database=database, world=world, first_build=first_build, rebuilt=rebuilt, build_log=result.stdout)
+    return Warehouse(
+        database=database,
+        world=world,
+        first_build=first_build,
+        rebuilt=rebuilt,
+        build_log=result.stdout,
+        dbt_log=work_dir / "logs" / "dbt.log",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -487,6 +537,16 @@ def test_every_unit_test_and_data_test_ran_and_passed(warehouse: Warehouse) -> N
     assert int(counts["WARN"]) == 0, summary
     ran = next(line for line in warehouse.build_log.splitlines() if "Finished running" in line)
     assert int(ran.split(" unit tests")[0].split()[-1]) >= 17, ran
+
+
+def test_a_build_of_another_month_reuses_the_parsed_project(warehouse: Warehouse) -> None:
+    """The month is not a `--vars` value, so dbt's partial parsing lasts from one month's build to the next: the
+    first build parses the project (a fresh target folder), the next two, as of other months, parse nothing."""
+    first, *later = parse_reports(warehouse.dbt_log)
+    assert len(later) == 2, later
+    assert [report for report in first if report.startswith("UnableToPartialParse")], first
+    for reports in later:
+        assert_parsed_project_reused(reports)
 
 
 @pytest.mark.parametrize("month", [MONTH_1, MONTH_2], ids=str)

@@ -1,18 +1,20 @@
 """The warehouse asset: a dbt-only backfill from the UI is one Dagster run over a range of months, each month its
-own snapshot; a failing dbt test is a failed blocking check.
+own snapshot, the project parsed by the first month's build only; a failing dbt test is a failed blocking check.
 
 (That rebuilding twelve months twice gives identical marts is tested on the dbt project in test_dbt_marts.)"""
 
 from __future__ import annotations
+
+import os
 
 import duckdb
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, define_asset_job
 
 from orchestration.definitions import build_definitions
-from orchestration.lib.dbt_project import DBT_PROJECT_DIR
+from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE, DBT_PROJECT_DIR
 from orchestration.lib.settings import load_settings
-from tests.test_dbt_warehouse import make_raw_world, write_raw
+from tests.test_dbt_warehouse import assert_parsed_project_reused, make_raw_world, parse_reports, write_raw
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,12 @@ def test_a_range_of_months_rebuilds_in_one_run_with_a_snapshot_per_month(crm_hom
     work = crm_home / "dbt" / "dev"
     assert (work / "target" / "run_results.json").is_file() and (work / "target" / "dbt.log").is_file()
     assert set((DBT_PROJECT_DIR / "target").iterdir()) <= project_artefacts
+    # Each month's dbt process had its month in the environment, not in `--vars`: the second month's build
+    # re-used the project as the first one parsed it. The month is not left behind in this process.
+    builds = parse_reports(work / "target" / "dbt.log")
+    assert len(builds) == 2, builds
+    assert_parsed_project_reused(builds[1])
+    assert BUILD_MONTH_VARIABLE not in os.environ
 
 
 def test_a_failing_dbt_test_is_a_failed_blocking_check_and_tables_keep_their_row_counts(crm_home, dbt_manifest):

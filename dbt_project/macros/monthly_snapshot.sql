@@ -10,7 +10,7 @@
     - Spark: a Parquet table partitioned by as_of_month; the pre-hook drops the month's partition and
       insert_overwrite writes it anew (dynamic partition overwrite replaces only the partitions written).
 
-    Usage in a model: `config(materialized='incremental', ..., pre_hook="{{ delete_as_of_month_rows(...) }}",
+    Usage in a model: `config(materialized='incremental', ..., pre_hook="{{ delete_as_of_month_rows(build_month()) }}",
     **monthly_snapshot_storage())`.
 -#}
 

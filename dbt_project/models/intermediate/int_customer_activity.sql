@@ -9,7 +9,7 @@
 -- customer_features) and the model's own tests read it, and as a view each of them would aggregate
 -- every order line again.
 {{ config(materialized='table') }}
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

@@ -3,7 +3,7 @@
 -- The outcome window of a campaign is its delivery month (the response window is the month
 -- the campaign is delivered in). Outcomes are counted for control customers exactly as for test
 -- customers, so the two groups can be compared.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

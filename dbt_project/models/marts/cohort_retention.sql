@@ -2,7 +2,7 @@
 -- customers' first order) and every month since, up to the as-of month, how many of the cohort's
 -- customers ordered in that month, that share of the cohort, and the cohort's revenue in the month
 -- (net of returns). Months without any order appear with zeros: the grid is dense.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

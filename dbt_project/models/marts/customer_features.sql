@@ -4,7 +4,7 @@
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        pre_hook="{{ delete_as_of_month_rows(build_month()) }}",
         **monthly_snapshot_storage()
     )
 }}
@@ -13,7 +13,7 @@
 -- the as-of month, for the models of the analyse stage. Every feature is computed from data dated on or
 -- before month_end and collected by the as-of month (int_customer_activity, dim_customers), so the
 -- snapshot of a past month never sees what happened after it, however late it is rebuilt.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 {%- set month_end = as_of_month_end(as_of_month) %}
 
 with

@@ -4,7 +4,7 @@
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        pre_hook="{{ delete_as_of_month_rows(build_month()) }}",
         **monthly_snapshot_storage()
     )
 }}
@@ -13,7 +13,7 @@
 -- placed in the value x loyalty matrix, with the quadrant's recommended treatment. The rules are vars
 -- (dbt_project.yml): high value = pyramid tier in portfolio_high_value_tiers; loyal = RFM recency
 -- score >= portfolio_loyal_min_r_score. The quadrants and treatments are the portfolio_quadrants seed.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 {%- set high_value_tiers = var('portfolio_high_value_tiers') %}
 {%- if high_value_tiers is string %}{% set high_value_tiers = [high_value_tiers] %}{% endif %}
 {%- set high_value_tier_list = "'" ~ high_value_tiers | join("', '") ~ "'" %}

@@ -4,7 +4,7 @@
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        pre_hook="{{ delete_as_of_month_rows(build_month()) }}",
         **monthly_snapshot_storage()
     )
 }}
@@ -12,7 +12,7 @@
 -- Monthly RFM snapshot: recency, frequency and monetary value of every customer with at least one
 -- order (sale) by the end of the as-of month, scored 1..5 by rank among those customers (ties share a
 -- score; higher = better) and mapped to a named segment on (R, F). Monetary is net of returns.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 {%- set month_end = as_of_month_end(as_of_month) %}
 
 with

@@ -4,7 +4,7 @@
         unique_key=['as_of_month', 'customer_id'],
         on_schema_change='fail',
         full_refresh=false,
-        pre_hook="{{ delete_as_of_month_rows(var('as_of_month')) }}",
+        pre_hook="{{ delete_as_of_month_rows(build_month()) }}",
         **monthly_snapshot_storage()
     )
 }}
@@ -14,7 +14,7 @@
 -- customer pyramid. The 12 months are the 12 calendar months ending at month_end; money is net of
 -- returns. The pyramid ranks profit; when profit is not known for every ranked customer (no product
 -- costs, e.g. a plain transaction log) it ranks revenue instead, and tier_basis says which.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

@@ -2,7 +2,7 @@
 -- known from the customer snapshot or from an order: a plain transaction log (no customer master)
 -- still yields every buyer, flagged in_customer_snapshot = false, with unknown consent (never
 -- contactable). No personal data: the e-mail only as a hash, e-mail and phone only as presence flags.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 {%- set month_end = as_of_month_end(as_of_month) %}
 
 with

@@ -2,7 +2,7 @@
 -- plans designed in the months before it. In cycle M the design stage runs after the warehouse, so the
 -- plan designed in M joins from the build of M + 1 on, and a rebuild of M sees what the original
 -- build saw.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

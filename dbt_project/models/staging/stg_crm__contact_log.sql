@@ -1,5 +1,5 @@
 -- Delivered campaign contacts up to the end of the as-of month (collected in or before it).
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

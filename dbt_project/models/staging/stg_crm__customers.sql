@@ -1,7 +1,7 @@
 -- One row per customer as of the end of the as-of month: each customer's row from the latest
 -- snapshot delivered at or before the month end. PII stays here: name, e-mail and phone are reduced
 -- to a hash and presence flags.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

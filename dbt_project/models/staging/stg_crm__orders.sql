@@ -6,7 +6,7 @@
 -- A plain transaction log has no order ids: each row then gets a deterministic surrogate key, a hash of
 -- (customer_id, order_date, amount, order_type, n) where n numbers identical rows, so two identical
 -- transactions stay two orders and every rebuild gives the same ids.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

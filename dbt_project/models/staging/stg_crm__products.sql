@@ -1,5 +1,5 @@
 -- The product catalogue as of the end of the as-of month: each product's latest delivered version.
-{%- set as_of_month = var('as_of_month') %}
+{%- set as_of_month = build_month() %}
 
 with
 

@@ -20,7 +20,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy
 from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
-from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable, manifest_is_stale
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_build_month, dbt_executable, manifest_is_stale
 from orchestration.lib.lock import warehouse_lock
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -74,9 +74,9 @@ class WarehouseTranslator(DagsterDbtTranslator):
     backfill_policy=BackfillPolicy.single_run(),
 )
 def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource, warehouse: WarehouseResource):
-    """`dbt build` (seeds, models, tests) with the partition's month as `as_of_month`.
+    """`dbt build` (seeds, models, tests) as of the partition's month ($CRM_AS_OF_MONTH during the build).
 
-    Over a range of months (a single-run backfill) every month is built in order with its own `as_of_month`;
+    Over a range of months (a single-run backfill) every month is built in order as its own `as_of_month`;
     a failing month stops the run there. The last month's build reports the materialisations and checks.
     dbt data tests with severity `error` are blocking asset checks: a failure stops everything downstream.
     Tables get their row count, column schema and column-level lineage as metadata.
@@ -95,16 +95,17 @@ def customer_warehouse(context: AssetExecutionContext, dbt: WarehouseDbtResource
             store = ColumnMetadataStore(warehouse.file.parent / "dbt_column_metadata", _project_version(warehouse))
             recorded = store.recorded()
             warehouse.close_database()  # dbt, another process, opens the file now
+            # Each dbt process takes its month from the environment it starts with (orchestration.lib.dbt_project).
             for month in months[:-1]:
                 context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
-                dbt.cli(dbt_build_arguments(month), context=context, target_path=target_path, load_adapter=False).wait()
+                with dbt_build_month(month):
+                    build = dbt.cli(dbt_build_arguments(), context=context, target_path=target_path, load_adapter=False)
+                build.wait()
             # The dbt adapter is loaded in this process only to read column metadata.
-            invocation = dbt.cli(
-                dbt_build_arguments(months[-1]),
-                context=context,
-                target_path=target_path,
-                load_adapter=recorded is None,
-            )
+            with dbt_build_month(months[-1]):
+                invocation = dbt.cli(
+                    dbt_build_arguments(), context=context, target_path=target_path, load_adapter=recorded is None
+                )
             if recorded is None:
                 # Once per project version: schema and lineage through the dbt adapter, which must then let go
                 # of the warehouse before this process counts rows.
@@ -128,8 +129,8 @@ def build_in_process(context: AssetExecutionContext, warehouse: WarehouseResourc
         version = _project_version(warehouse)
         for month in months[:-1]:
             context.log.info(f"dbt build as of {month} ({months.index(month) + 1} of {len(months)} months)")
-            dbt.run(dbt_build_arguments(month), version)
-        events = dbt.build(dbt_build_arguments(months[-1]), version, context, manifest, translator)
+            dbt.run(dbt_build_arguments(), version, month=month)
+        events = dbt.build(dbt_build_arguments(), version, context, manifest, translator, month=months[-1])
         yield from with_row_counts(events, manifest, warehouse)
 
 
@@ -139,9 +140,10 @@ def _project_version(warehouse: WarehouseResource) -> str:
     return project_version(dbt_project.manifest_path, raw_columns.itertuples(index=False))
 
 
-def dbt_build_arguments(month: str) -> list[str]:
-    """`dbt build` of the whole project as of `month` (YYYY-MM-DD).
+def dbt_build_arguments() -> list[str]:
+    """`dbt build` of the whole project, as of the month `dbt_build_month` sets around it (not a `--vars`
+    value, so that dbt's partial parsing lasts from one month to the next: orchestration.lib.dbt_project).
 
     dbt unit tests check the SQL logic, not the month's data: they run in the test suite, not every month.
     """
-    return ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps({"as_of_month": month})]
+    return ["build", "--exclude-resource-type", "unit_test"]

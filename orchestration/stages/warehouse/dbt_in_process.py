@@ -8,13 +8,16 @@ session already open (`SparkSession.builder.getOrCreate()`), and each event dbt 
 exactly as dagster-dbt converts the same event read from a subprocess (orchestration.resources.dbt's
 `dagster_events_of`): materialisations of the selected models and seeds, blocking asset checks for the data tests.
 
-The target's project is parsed once per process and project version (dbt's `--vars` change every month and turn
-partial parsing off, so the manifest is handed to each later build instead).
+The target's project is parsed once per process and project version, and the parsed manifest handed to each
+build: no build parses it again, not even partially. That holds because the parsed project is the same for every
+month: a build's month is $CRM_AS_OF_MONTH while the command runs (`month=`, orchestration.lib.dbt_project's
+`dbt_build_month`), read by the models when they run, not a `--vars` value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from dagster_dbt import DagsterDbtTranslator
 from dbt.cli.main import dbtRunner
 from dbt_common.events.functions import msg_to_dict
 
-from orchestration.lib.dbt_project import DBT_PROJECT_DIR
+from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_build_month
 from orchestration.resources.dbt import dagster_events_of
 
 
@@ -74,19 +77,21 @@ class InProcessDbt:
             self._parsed[key] = parsed.result
         return self._parsed[key]
 
-    def invoke(self, command: Sequence[str], version: str) -> tuple[Any, list[dict]]:
-        """Run `dbt <command>`; returns dbt's result and the events it fired, as dicts shaped like the lines of
-        `--log-format json` (what dagster-dbt reads from a dbt subprocess)."""
+    def invoke(self, command: Sequence[str], version: str, month: str | None = None) -> tuple[Any, list[dict]]:
+        """Run `dbt <command>` (as of `month` when given, YYYY-MM-DD); returns dbt's result and the events it fired,
+        as dicts shaped like the lines of `--log-format json` (what dagster-dbt reads from a dbt subprocess)."""
 
         events: list[dict] = []
         runner = dbtRunner(
             manifest=self._manifest(version), callbacks=[lambda message: events.append(msg_to_dict(message))]
         )
-        return runner.invoke([*command, *self.arguments]), events
+        with dbt_build_month(month) if month else nullcontext():
+            return runner.invoke([*command, *self.arguments]), events
 
-    def run(self, command: Sequence[str], version: str) -> None:
-        """Run `dbt <command>` for its effect alone; raise `DbtBuildFailed` naming the failing nodes if it failed."""
-        result, _ = self.invoke(command, version)
+    def run(self, command: Sequence[str], version: str, month: str | None = None) -> None:
+        """Run `dbt <command>` (as of `month` when given) for its effect alone; raise `DbtBuildFailed` naming the
+        failing nodes if it failed."""
+        result, _ = self.invoke(command, version, month)
         self._raise_if_failed(command, result)
 
     def build(
@@ -96,10 +101,11 @@ class InProcessDbt:
         context: AssetExecutionContext,
         manifest: Mapping[str, Any],
         translator: DagsterDbtTranslator,
+        month: str | None = None,
     ) -> Iterator:
-        """Run `dbt <command>` and yield its Dagster events (as a dbt subprocess's would be), then raise
-        `DbtBuildFailed` naming the failing nodes if it failed."""
-        result, events = self.invoke(command, version)
+        """Run `dbt <command>` (as of `month` when given) and yield its Dagster events (as a dbt subprocess's would
+        be), then raise `DbtBuildFailed` naming the failing nodes if it failed."""
+        result, events = self.invoke(command, version, month)
         for event in events:
             yield from dagster_events_of(
                 event, manifest=manifest, translator=translator, context=context, target_path=self.target_path
