@@ -20,6 +20,8 @@ import pytest
 from orchestration.lib.months import next_month, partition_month, previous_month
 from orchestration.partitions import monthly_partitions
 
+pytestmark = pytest.mark.slow  # builds the warehouse with dbt on data (make test-fast leaves it out)
+
 FIRST = partition_month(monthly_partitions.get_first_partition_key())
 SECOND = next_month(FIRST)
 HISTORY = previous_month(FIRST)

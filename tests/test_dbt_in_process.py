@@ -21,6 +21,8 @@ from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE
 from orchestration.stages.warehouse.assets import WarehouseTranslator, dbt_build_arguments, dbt_project
 from orchestration.stages.warehouse.dbt_in_process import DbtBuildFailed, InProcessDbt
 
+pytestmark = pytest.mark.slow  # builds the warehouse with dbt on data (make test-fast leaves it out)
+
 
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -37,6 +37,8 @@ from test_dbt_warehouse import (
     write_raw,
 )
 
+pytestmark = pytest.mark.slow  # builds the warehouse with dbt on data (make test-fast leaves it out)
+
 LOG_MONTH = date(2025, 1, 1)
 REPLAY_MONTHS = [d.date() for d in pd.date_range("2024-04-01", "2025-03-01", freq="MS")]
 SQLFLUFF_BIN = DBT_BIN.with_name("sqlfluff")

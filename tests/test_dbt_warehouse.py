@@ -31,6 +31,8 @@ import pytest
 
 from orchestration.lib.dbt_project import BUILD_MONTH_VARIABLE, dbt_executable
 
+pytestmark = pytest.mark.slow  # builds the warehouse with dbt on data (make test-fast leaves it out)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO_ROOT / "dbt_project"
 DBT_BIN = Path(dbt_executable())
