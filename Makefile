@@ -29,10 +29,10 @@ run: install  ## run CYCLES (default 6) months of the loop on the simulated worl
 	$(BIN)/crm-loop run --cycles $(CYCLES)
 
 test: install  ## the test suite, two test files at a time (CI runs it, then `make proof`); the 15 slowest tests at the end
-	$(BIN)/python -m pytest -q -m "not proof" -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -m "not proof" -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 test-fast: install  ## the tests that run no loop through Dagster (library, dbt, gates), in a few minutes
-	$(BIN)/python -m pytest -q -m "not slow and not proof" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -m "not slow and not proof" -n 2 --dist loadfile --no-loadscope-reorder
 
 proof: install  ## the long proofs: 12 cycles on three simulated years (coverage, profit), the loop on Spark = on DuckDB
 	$(BIN)/python -m pytest -q -m proof --durations=5

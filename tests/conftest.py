@@ -24,6 +24,30 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
+# The modules that take longest (their fixtures run the loop or build the warehouse), longest first, as measured
+# by `make test` (docs/testing.md). The two workers of `make test` take whole modules in collection order
+# (`--dist loadfile --no-loadscope-reorder`): these first, then the rest in name order, so that no long module
+# starts when the others are done.
+LONGEST_FIRST = (
+    "test_spark_warehouse.py",
+    "test_faults.py",
+    "test_dbt_warehouse.py",
+    "test_browser.py",
+    "test_dbt_marts.py",
+    "test_benchmark.py",
+    "test_bad_input.py",
+    "test_operations.py",
+    "test_import_cdnow.py",
+    "test_warehouse_backfill.py",
+    "test_forget.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's own order is kept
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The manifest the Dagster definitions load: `dbt parse` unless it is newer than every file of the dbt

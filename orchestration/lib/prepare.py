@@ -6,6 +6,7 @@ is imported, so it must run before any definitions exist.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +15,11 @@ from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
 from orchestration.lib.settings import Settings
 
 INSTANCE_HEADER = "# Dagster instance of the CRM loop (runs, materialisations, check results), kept under CRM_HOME."
-INSTANCE_CONFIG = f"""\
+
+
+def instance_config(dagster_home: Path) -> str:
+    """The dagster.yaml of the loop's instance."""
+    return f"""\
 {INSTANCE_HEADER}
 # Written by `crm-loop prepare`; edit freely after removing the line above (it is then left alone).
 telemetry:
@@ -26,6 +31,12 @@ concurrency:
   # and one step at a time in the pools of the steps that open the warehouse (`duckdb`).
   pools:
     default_limit: 1
+# Dagster's SQLite event log in its usual place, keeping its database engines (orchestration/event_log.py).
+event_log_storage:
+  module: orchestration.event_log
+  class: ReusedEngineSqliteEventLogStorage
+  config:
+    base_dir: {json.dumps(str(dagster_home / "history" / "runs"))}
 """
 
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -36,15 +47,17 @@ class SetupError(RuntimeError):
 
 
 def prepare_instance(settings: Settings) -> Path:
-    """Create the Dagster home under CRM_HOME (telemetry off, one run at a time, pools of one) and point
+    """Create the Dagster home under CRM_HOME (telemetry off, one run at a time, pools of one, the event log of
+    orchestration/event_log.py) and point
     DAGSTER_HOME at it. A dagster.yaml written by an older release is updated; one edited by hand (its first
     line changed) is left as it is."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
+    wanted = instance_config(home.resolve())
     current = config.read_text() if config.exists() else None
-    if current is None or (current.startswith(INSTANCE_HEADER) and current != INSTANCE_CONFIG):
-        config.write_text(INSTANCE_CONFIG)
+    if current is None or (current.startswith(INSTANCE_HEADER) and current != wanted):
+        config.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
