@@ -19,6 +19,10 @@ fitted on every customer, the base scored in one chunk) and split (chunks of :da
 training sample of :data:`ANALYSE_TRAINING_CUSTOMERS`; ``models.customer_chunks``), with the peak resident memory
 of each: split, it must stay flat from one size to the next, while in one piece it grows with the base.
 
+Once per benchmark, Great Expectations' raw suites on the first month of a world of
+:data:`RAW_SUITE_CUSTOMERS` customers (the month the loop collects its burn-in history): each suite's median of
+three validations, against :data:`RAW_SUITE_SECONDS_TARGET`.
+
 Results go to ``$CRM_HOME/reports/benchmark.md`` and ``benchmark.csv``, with each target and by how much it is
 met or missed.
 """
@@ -44,6 +48,8 @@ import numpy as np
 import pandas as pd
 from dagster import AssetSelection, DagsterEventType, DagsterInstance
 
+from expectations import raw_customers, raw_orders
+from expectations.adapter import validate
 from models.clv import BetaGeoNBD, rfm_summary
 from orchestration.definitions import build_definitions
 from orchestration.jobs import LOOP_JOB_NAME
@@ -52,8 +58,11 @@ from orchestration.lib.lock import warehouse_lock
 from orchestration.lib.months import next_month
 from orchestration.lib.prepare import prepare_instance
 from orchestration.lib.queries import orders_as_of
+from orchestration.lib.raw_tables import LOADED_MONTH, delivered_frame
 from orchestration.lib.settings import Settings, load_settings
 from orchestration.resources import DuckDBWarehouseResource
+from orchestration.stages.collect.gates import raw_parameters
+from simulator import SimulatedWorld
 
 #: Targets of the benchmark on the reference machine (2 cores, 24 GB).
 CYCLE_SECONDS_TARGET = {100_000: 45.0, 1_000_000: 180.0}
@@ -62,6 +71,9 @@ CLV_SPEEDUP_TARGET = 10.0
 RFM_RATIO_TARGET = 3.0
 CLV_PARAMETER_TOLERANCE = 0.005
 SAMPLE_SECONDS = 0.05
+#: The raw suites' timing: a first month of this many customers, each suite within this many seconds.
+RAW_SUITE_CUSTOMERS = 20_000
+RAW_SUITE_SECONDS_TARGET = 1.0
 #: The analyse stage's split in the memory comparison: small enough that every benchmark size is split.
 ANALYSE_CHUNK_CUSTOMERS = 20_000
 ANALYSE_TRAINING_CUSTOMERS = 40_000
@@ -460,6 +472,52 @@ def analyse_memory_rows(settings: Settings, size: int, month: date) -> list[dict
 
 
 # ---------------------------------------------------------------------------------------------- reporting
+# ------------------------------------------------------------------------------------------ raw suites
+def first_month_raw_frames(home: Path, customers: int, seed: int) -> dict[str, pd.DataFrame]:
+    """raw.orders and raw.customers as collect hands them to their gates in a world's first month (its burn-in
+    history), with the columns collect adds for the row checks."""
+    world = SimulatedWorld(home, seed=seed, n_customers=customers)
+    loaded = {LOADED_MONTH: pd.Timestamp(FIRST_MONTH)}
+    orders = delivered_frame("orders", world.orders(FIRST_MONTH), "simulator").assign(**loaded)
+    for column in ("_unknown_customer_id", "_unknown_product_id", "_order_id_collected_before"):
+        orders[column] = pd.Series(None, index=orders.index, dtype="str")
+    customers_frame = delivered_frame("customers", world.customers(FIRST_MONTH), "simulator").assign(**loaded)
+    return {"orders": orders, "customers": customers_frame}
+
+
+def time_raw_suites(home: Path, seed: int, customers: int = RAW_SUITE_CUSTOMERS) -> dict[str, dict[str, Any]]:
+    """Per raw suite: its rows, the median seconds of three validations (after one that builds GX's context),
+    and the rules it found broken (none on the simulator's clean data)."""
+    frames = first_month_raw_frames(home, customers, seed)
+    suites = {"orders": raw_orders.suite, "customers": raw_customers.suite}
+    parameters = raw_parameters(FIRST_MONTH)
+    validate(frames["orders"], suites["orders"], parameters)
+    timed = {}
+    for name, suite in suites.items():
+        validation, seconds = _timed_fit(lambda frame=frames[name], suite=suite: validate(frame, suite, parameters))
+        timed[name] = {"rows": len(frames[name]), "seconds": seconds, "broken": [b.rule for b in validation.breaks]}
+    return timed
+
+
+def raw_suite_rows(timed: dict[str, dict[str, Any]], customers: int = RAW_SUITE_CUSTOMERS) -> list[dict]:
+    slowest = max(numbers["seconds"] for numbers in timed.values())
+    broken = [rule for numbers in timed.values() for rule in numbers["broken"]]
+    return [
+        {
+            "customers": customers,
+            "cycle": "comparison",
+            "measure": f"raw suites (Great Expectations) on a first month of {customers:,} customers: "
+            + ", ".join(f"{name} {n['seconds']:.2f} s ({n['rows']:,} rows)" for name, n in timed.items()),
+            "value": round(slowest, 3),
+            "unit": "s, the slowest suite",
+            "cpu_seconds": "",
+            "peak_memory_gb": "",
+            "target": f"<= {RAW_SUITE_SECONDS_TARGET:.0f} s each, nothing broken",
+            "verdict": _verdict(slowest, RAW_SUITE_SECONDS_TARGET) + (f", broken: {broken}" if broken else ""),
+        }
+    ]
+
+
 def _gb(n_bytes: float) -> float:
     return n_bytes / 1024**3
 
@@ -606,6 +664,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: {size:,} customers ...", flush=True)
         rows.extend(benchmark_size(settings, size))
         md_path, _ = write_report(rows, settings.reports_dir)
+    print(f"benchmark: raw suites on {RAW_SUITE_CUSTOMERS:,} customers ...", flush=True)
+    suites_home = settings.home / "bench" / "raw_suites"
+    shutil.rmtree(suites_home, ignore_errors=True)
+    rows.extend(raw_suite_rows(time_raw_suites(suites_home, settings.sim_seed)))
+    md_path, _ = write_report(rows, settings.reports_dir)
     print(md_path.read_text())
     return 0
 

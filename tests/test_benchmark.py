@@ -32,6 +32,9 @@ def test_benchmark_reports_every_stage_and_fair_comparisons(crm_home, dbt_manife
     rfm = comparisons[comparisons["measure"].str.startswith("RFM")].iloc[0]
     assert "params differ" not in str(clv["verdict"])
     assert "scores differ" not in str(rfm["verdict"])
+    suites = comparisons[comparisons["measure"].str.startswith("raw suites")].iloc[0]
+    assert suites["customers"] == benchmark.RAW_SUITE_CUSTOMERS and suites["value"] > 0
+    assert "orders" in suites["measure"] and "customers" in suites["measure"] and "broken" not in str(suites["verdict"])
     assert (crm_home / "reports" / "benchmark.md").read_text().startswith("# Benchmark")
 
     # the analyse stage alone in a fresh process, in one piece and split: its own time and peak memory
