@@ -26,6 +26,26 @@ responder is fitted on the responders of *both* arms with a treatment indicator 
 cross-validation): responders are few in a control group, and pooling lets the control arm borrow the shape of
 spend while the indicator still lets a voucher shift it.
 
+One estimator for every learner: :class:`UpliftModel` (``learner="t" | "x" | "dr" | "auto"``), sklearn style,
+``fit(X, treatment, response, value=None, propensity=None)`` and ``predict(X)``:
+
+- ``"t"``: the T-learner above (:class:`TLearnerUplift`).
+- ``"x"``: the X-learner (Kunzel et al. 2019): the two arms' outcome models impute each customer's effect
+  (a treated customer's outcome minus the control model's prediction for her, and the reverse for a control),
+  two effect models learn those imputations, and their predictions are averaged with the propensity score as
+  weight, ``tau(x) = e(x) tau_0(x) + (1 - e(x)) tau_1(x)``. The imputations are cross-fitted: each customer's
+  comes from outcome models fitted without her fold, so they do not over-fit her own outcome.
+- ``"dr"``: the DR-learner (Kennedy 2023, "Towards optimal doubly robust estimation of heterogeneous causal
+  effects", EJS 17(2)): with cross-fitted outcome models ``mu_0, mu_1`` and propensity ``e`` (each customer's
+  from models fitted on the other folds), the doubly robust pseudo-outcome
+  ``phi = mu_1(x) - mu_0(x) + T (Y - mu_1(x)) / e(x) - (1 - T) (Y - mu_0(x)) / (1 - e(x))`` is regressed on x.
+- ``"auto"``: per fit (so per offer), the learner whose out-of-fold predictions have the largest Qini
+  coefficient, averaged over stratified folds, on the outcome that decides (the value when given, else the
+  response); every learner's score is kept in ``cv_qini_``.
+
+The propensity ``e(x) = P(treated | x)``: the assignment probabilities stored with the campaigns when given
+(``propensity``), else estimated (cross-fitted L2 logistic regression); clipped to [0.02, 0.98] either way.
+
 Evaluation: :func:`qini_auc` (Radcliffe 2007) on held-out test and control customers.
 """
 
@@ -36,9 +56,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -215,6 +236,292 @@ class TLearnerUplift:
             },
             index=index,
         )
+
+
+# ------------------------------------------------------------------------------------ one estimator
+LEARNERS = ("t", "x", "dr")
+#: Propensity scores are kept inside [PROPENSITY_CLIP, 1 - PROPENSITY_CLIP] (inverse weights at most 50).
+PROPENSITY_CLIP = 0.02
+RESPONSE_COLUMNS = ["p_response_treated", "p_response_control", "response_uplift"]
+
+
+class _ConstantValue:
+    """Fallback regression for too few rows: the mean (0 without rows)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.value = float(np.mean(values)) if len(values) else 0.0
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803 (sklearn API)
+        return np.full(len(X), self.value)
+
+
+def _shallow_regressor(n_rows: int, random_state: int) -> HistGradientBoostingRegressor:
+    """The regression counterpart of the T-learner's base learner: depth 2, shrunk, large leaves."""
+    return HistGradientBoostingRegressor(
+        learning_rate=0.05,
+        max_iter=100,
+        max_depth=2,
+        min_samples_leaf=max(20, n_rows // 20),
+        l2_regularization=10.0,
+        early_stopping=False,
+        random_state=random_state,
+    )
+
+
+def _check_uplift_inputs(features, treated, response, value, propensity) -> None:
+    rows = {len(features), len(treated), len(response)} | ({len(value)} if value is not None else set())
+    if propensity is not None:
+        rows.add(len(propensity))
+    if len(rows) != 1:
+        raise ValueError("X, treatment, response, value and propensity must have the same number of rows")
+    if not np.isin(treated, (0, 1)).all() or not np.isin(response, (0, 1)).all():
+        raise ValueError("treatment and response must be 0/1")
+    if value is not None and np.isnan(value).any():
+        raise ValueError("value must not contain NaN (0 for customers without orders)")
+    if propensity is not None and not ((propensity > 0) & (propensity < 1)).all():
+        raise ValueError("propensity must be a probability strictly between 0 and 1 (the chance of being treated)")
+    n_treated, n_control = int(treated.sum()), int((1 - treated).sum())
+    if n_treated == 0 or n_control == 0:
+        raise ValueError(f"both arms are needed (treated {n_treated}, control {n_control})")
+
+
+class UpliftModel:
+    """Uplift of a contact on response (and on value, e.g. margin), by the T-, X- or DR-learner, or the best of
+    them by cross-validated Qini (``learner="auto"``); see the module docstring.
+
+    ``fit(X, treatment, response, value=None, propensity=None)``: ``treatment`` 1 = contacted, 0 = not;
+    ``response`` 0/1; ``value`` the outcome in money (0 without an order); ``propensity`` each customer's
+    probability of having been treated, when the assignment recorded it.
+    ``predict(X)``: ``response_uplift`` with ``p_response_treated`` and ``p_response_control``, and, when fitted
+    with a value, ``margin_treated``, ``margin_control`` and ``margin_uplift``.
+    Fitted attributes: ``learner_`` (the learner used), ``cv_qini_`` (with ``"auto"``: each learner's score).
+    """
+
+    def __init__(self, learner: str = "auto", random_state: int = 0, cv_folds: int = 3) -> None:
+        if learner not in (*LEARNERS, "auto"):
+            raise ValueError(f"learner must be one of {(*LEARNERS, 'auto')}, got {learner!r}")
+        if cv_folds < 2:
+            raise ValueError(f"cv_folds must be at least 2, got {cv_folds}")
+        self.learner = learner
+        self.random_state = random_state
+        self.cv_folds = cv_folds
+
+    # ------------------------------------------------------------------------------------------ API
+    def fit(
+        self,
+        X: pd.DataFrame | np.ndarray,  # noqa: N803 (sklearn API)
+        treatment: Sequence[int] | np.ndarray,
+        response: Sequence[int] | np.ndarray,
+        value: Sequence[float] | np.ndarray | None = None,
+        propensity: Sequence[float] | np.ndarray | None = None,
+    ) -> UpliftModel:
+        features = _as_matrix(X)
+        treated = np.asarray(treatment).astype("int64")
+        responded = np.asarray(response).astype("int64")
+        values = None if value is None else np.asarray(value, dtype="float64")
+        known = None if propensity is None else np.asarray(propensity, dtype="float64")
+        _check_uplift_inputs(features, treated, responded, values, known)
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_treated_, self.n_control_ = int(treated.sum()), int((1 - treated).sum())
+        self.has_value_ = values is not None
+        with fit_threads(len(features)):
+            if self.learner == "auto":
+                self.cv_qini_ = {
+                    learner: self._cross_validated_qini(learner, features, treated, responded, values, known)
+                    for learner in LEARNERS
+                }
+                scored = {learner: q for learner, q in self.cv_qini_.items() if np.isfinite(q)}
+                self.learner_ = max(scored, key=scored.get) if scored else "t"
+            else:
+                self.cv_qini_ = {}
+                self.learner_ = self.learner
+            self.fitted_ = self._fit_learner(self.learner_, features, treated, responded, values, known)
+        return self
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:  # noqa: N803 (sklearn API)
+        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
+            missing = [c for c in self.feature_names_in_ if c not in X.columns]
+            if missing:
+                raise ValueError(f"X is missing feature column(s) {missing}")
+            X = X[list(self.feature_names_in_)]  # noqa: N806
+        features = _as_matrix(X)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        columns = PREDICTION_COLUMNS if self.has_value_ else RESPONSE_COLUMNS
+        if len(features) == 0:
+            return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}, index=index)
+        return pd.DataFrame(self.fitted_.predict(features), index=index)[columns]
+
+    # ------------------------------------------------------------------------------------ internals
+    def _fit_learner(self, learner, features, treated, responded, values, known):
+        if learner == "t":
+            return _TArms(self.random_state).fit(features, treated, responded, values)
+        return _EffectLearner(learner, self.random_state, self.cv_folds).fit(
+            features, treated, responded, values, known
+        )
+
+    def _cross_validated_qini(self, learner, features, treated, responded, values, known) -> float:
+        """Mean Qini coefficient of `learner`'s predictions on each held-out fold (stratified by arm and
+        response), on the value when given, else on the response."""
+        outcome = values if values is not None else responded.astype("float64")
+        decision = "margin_uplift" if values is not None else "response_uplift"
+        folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state)
+        scores = []
+        for train, held_out in folds.split(features, 2 * treated + responded):
+            try:
+                fitted = self._fit_learner(
+                    learner,
+                    features[train],
+                    treated[train],
+                    responded[train],
+                    None if values is None else values[train],
+                    None if known is None else known[train],
+                )
+            except ValueError:  # a fold without one of the arms: no score from it
+                continue
+            predicted = fitted.predict(features[held_out])[decision]
+            scores.append(qini_auc(treated[held_out], outcome[held_out], predicted))
+        finite = [score for score in scores if np.isfinite(score)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+
+class _TArms:
+    """The T-learner behind :class:`UpliftModel` (the value, when absent, is left out of the predictions)."""
+
+    def __init__(self, random_state: int) -> None:
+        self.random_state = random_state
+
+    def fit(self, features, treated, responded, values) -> _TArms:
+        margin = values if values is not None else np.zeros(len(responded))
+        self.model_ = TLearnerUplift(random_state=self.random_state).fit(features, treated, responded, margin)
+        return self
+
+    def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        return {column: values.to_numpy() for column, values in self.model_.predict(features).items()}
+
+
+class _EffectLearner:
+    """The X- or DR-learner on the response and, when given, on the value (see the module docstring)."""
+
+    def __init__(self, learner: str, random_state: int, cv_folds: int) -> None:
+        self.learner = learner
+        self.random_state = random_state
+        self.cv_folds = cv_folds
+
+    # nuisance models
+    def _classifier(self, features, labels):
+        counts = np.bincount(labels.astype("int64"), minlength=2)
+        if counts.min() < 2:
+            return _ConstantProbability(labels)
+        return HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=100,
+            max_depth=2,
+            min_samples_leaf=max(20, len(labels) // 20),
+            l2_regularization=10.0,
+            early_stopping=False,
+            random_state=self.random_state,
+        ).fit(features, labels)
+
+    def _regressor(self, features, targets):
+        if len(targets) < 40:
+            return _ConstantValue(targets)
+        return _shallow_regressor(len(targets), self.random_state).fit(features, targets)
+
+    def _propensity_model(self, features, treated):
+        counts = np.bincount(treated, minlength=2)
+        if counts.min() < 2 * self.cv_folds:
+            return _ConstantProbability(treated)
+        return make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            FunctionTransformer(signed_log1p),
+            StandardScaler(),
+            LogisticRegression(C=1.0, max_iter=2000),
+        ).fit(features, treated)
+
+    def _outcome_model(self, features, outcome, binary: bool):
+        return self._classifier(features, outcome) if binary else self._regressor(features, outcome)
+
+    @staticmethod
+    def _predict_outcome(model, features, binary: bool) -> np.ndarray:
+        return model.predict_proba(features)[:, 1] if binary else model.predict(features)
+
+    def _cross_fitted(self, features, treated, outcomes, known):
+        """Out-of-fold mu_0, mu_1 per outcome, and e (the known propensity when given)."""
+        n = len(treated)
+        mu0 = {name: np.empty(n) for name in outcomes}
+        mu1 = {name: np.empty(n) for name in outcomes}
+        propensity = np.empty(n) if known is None else known.copy()
+        folds = StratifiedKFold(self.cv_folds, shuffle=True, random_state=self.random_state)
+        for train, held_out in folds.split(features, treated):
+            control, test = train[treated[train] == 0], train[treated[train] == 1]
+            for name, (outcome, binary) in outcomes.items():
+                mu0[name][held_out] = self._predict_outcome(
+                    self._outcome_model(features[control], outcome[control], binary), features[held_out], binary
+                )
+                mu1[name][held_out] = self._predict_outcome(
+                    self._outcome_model(features[test], outcome[test], binary), features[held_out], binary
+                )
+            if known is None:
+                model = self._propensity_model(features[train], treated[train])
+                propensity[held_out] = model.predict_proba(features[held_out])[:, 1]
+        return mu0, mu1, np.clip(propensity, PROPENSITY_CLIP, 1 - PROPENSITY_CLIP)
+
+    def fit(self, features, treated, responded, values, known) -> _EffectLearner:
+        outcomes = {"response": (responded, True)}
+        if values is not None:
+            outcomes["margin"] = (values, False)
+        mu0, mu1, propensity = self._cross_fitted(features, treated, outcomes, known)
+        control, test = treated == 0, treated == 1
+        self.effects_: dict[str, Any] = {}
+        self.baseline_: dict[str, Any] = {}
+        for name, (outcome, binary) in outcomes.items():
+            self.baseline_[name] = (self._outcome_model(features[control], outcome[control], binary), binary)
+            if self.learner == "x":
+                imputed_treated = outcome[test] - mu0[name][test]
+                imputed_control = mu1[name][control] - outcome[control]
+                self.effects_[name] = (
+                    self._regressor(features[control], imputed_control),
+                    self._regressor(features[test], imputed_treated),
+                )
+            else:
+                pseudo = (
+                    mu1[name]
+                    - mu0[name]
+                    + treated * (outcome - mu1[name]) / propensity
+                    - (1 - treated) * (outcome - mu0[name]) / (1 - propensity)
+                )
+                self.effects_[name] = self._regressor(features, pseudo)
+        if self.learner == "x":
+            self.propensity_ = self._propensity_model(features, treated)
+        return self
+
+    def _effect(self, name: str, features: np.ndarray) -> np.ndarray:
+        if self.learner == "dr":
+            return self.effects_[name].predict(features)
+        from_control, from_treated = self.effects_[name]
+        weight = np.clip(self.propensity_.predict_proba(features)[:, 1], PROPENSITY_CLIP, 1 - PROPENSITY_CLIP)
+        return weight * from_control.predict(features) + (1 - weight) * from_treated.predict(features)
+
+    def predict(self, features: np.ndarray) -> dict[str, np.ndarray]:
+        model, binary = self.baseline_["response"]
+        p_control = self._predict_outcome(model, features, binary)
+        p_treated = np.clip(p_control + self._effect("response", features), 0.0, 1.0)
+        predicted = {
+            "p_response_treated": p_treated,
+            "p_response_control": p_control,
+            "response_uplift": p_treated - p_control,
+        }
+        if "margin" in self.effects_:
+            model, binary = self.baseline_["margin"]
+            margin_control = self._predict_outcome(model, features, binary)
+            margin_uplift = self._effect("margin", features)
+            predicted |= {
+                "margin_treated": margin_control + margin_uplift,
+                "margin_control": margin_control,
+                "margin_uplift": margin_uplift,
+            }
+        return predicted
 
 
 # ------------------------------------------------------------------------------------------- evaluation

@@ -18,8 +18,11 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from models.uplift import (
+    LEARNERS,
     PREDICTION_COLUMNS,
+    RESPONSE_COLUMNS,
     TLearnerUplift,
+    UpliftModel,
     expected_incremental_profit,
     qini_auc,
     qini_curve,
@@ -120,6 +123,103 @@ def test_control_without_responders_does_not_claim_certain_non_response() -> Non
     model = TLearnerUplift().fit(features, arms["treatment"], responded, np.where(responded == 1, 10.0, 0.0))
     p_control = model.predict(features)["p_response_control"]
     np.testing.assert_allclose(p_control, 1 / (n_control + 2))  # Laplace's rule of succession
+
+
+# ----------------------------------------------------------------------- one estimator, every learner
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_every_learner_ranks_persuadable_customers_first(
+    learner: str, holdout: tuple[pd.DataFrame, dict[str, np.ndarray]]
+) -> None:
+    features, arms = synthetic_campaign(4000, seed=0)
+    model = UpliftModel(learner, random_state=0).fit(features, arms["treatment"], arms["responded"], arms["margin"])
+    assert model.learner_ == learner
+    held_out, truth = holdout
+    predicted = model.predict(held_out)
+    assert list(predicted.columns) == PREDICTION_COLUMNS and predicted.index.equals(held_out.index)
+    treatment, responded = truth["treatment"], truth["responded"]
+    rng = np.random.default_rng(0)
+    random_qinis = [qini_auc(treatment, responded, rng.random(len(held_out))) for _ in range(20)]
+    oracle_qini = qini_auc(treatment, responded, truth["true_uplift"] + 1e-9 * rng.random(len(held_out)))
+    model_qini = qini_auc(treatment, responded, predicted["response_uplift"])
+    assert model_qini > max(random_qinis) + 0.01
+    assert model_qini > 0.6 * oracle_qini
+    assert np.corrcoef(predicted["response_uplift"], truth["true_uplift"])[0, 1] > 0.6
+    assert np.corrcoef(predicted["margin_uplift"], truth["true_uplift"])[0, 1] > 0.5
+    persuadable = truth["true_uplift"] > 0
+    assert predicted.loc[persuadable, "response_uplift"].mean() == pytest.approx(0.25, abs=0.08)
+    assert predicted.loc[~persuadable, "response_uplift"].mean() == pytest.approx(0.0, abs=0.06)
+    assert predicted[["p_response_treated", "p_response_control"]].apply(lambda c: c.between(0, 1)).all().all()
+    np.testing.assert_allclose(
+        predicted["response_uplift"], predicted["p_response_treated"] - predicted["p_response_control"]
+    )
+    np.testing.assert_allclose(predicted["margin_uplift"], predicted["margin_treated"] - predicted["margin_control"])
+
+
+def confounded_campaign(n: int, seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Assignment on observables: heavy buyers are contacted with probability 0.85, others 0.25; heavy buyers
+    also respond far more without a contact, and a contact moves mostly the light buyers at medium recency."""
+    rng = np.random.default_rng(seed)
+    features = pd.DataFrame({"frequency": rng.poisson(3, n).astype("float64"), "recency_days": rng.uniform(0, 360, n)})
+    heavy = features["frequency"].to_numpy() > 3
+    propensity = np.where(heavy, 0.85, 0.25)
+    treatment = (rng.random(n) < propensity).astype("int64")
+    medium_recency = (features["recency_days"] > 90) & (features["recency_days"] < 240)
+    true_uplift = np.where(medium_recency, 0.20, 0.0) * np.where(heavy, 0.2, 1.0)
+    responded = (rng.random(n) < np.where(heavy, 0.40, 0.05) + treatment * true_uplift).astype("int64")
+    return features, {"treatment": treatment, "responded": responded, "propensity": propensity, "true": true_uplift}
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_with_assignment_on_observables_every_learner_recovers_the_average_effect(learner: str) -> None:
+    features, arms = confounded_campaign(6000, seed=0)
+    treated, responded = arms["treatment"], arms["responded"]
+    naive = responded[treated == 1].mean() - responded[treated == 0].mean()
+    true_average = arms["true"].mean()
+    assert naive - true_average > 0.15  # the raw comparison credits the contact with the heavy buyers' habit
+    for propensity in (None, arms["propensity"]):
+        model = UpliftModel(learner).fit(features, treated, responded, propensity=propensity)
+        predicted = model.predict(features)
+        assert list(predicted.columns) == RESPONSE_COLUMNS  # no value, no margin columns
+        assert predicted["response_uplift"].mean() == pytest.approx(true_average, abs=0.03)
+
+
+def test_auto_picks_the_learner_with_the_best_cross_validated_qini() -> None:
+    features, arms = synthetic_campaign(3000, seed=4)
+    model = UpliftModel("auto", random_state=0).fit(features, arms["treatment"], arms["responded"], arms["margin"])
+    assert set(model.cv_qini_) == set(LEARNERS) and all(np.isfinite(q) for q in model.cv_qini_.values())
+    assert model.learner_ == max(model.cv_qini_, key=model.cv_qini_.get)
+    assert all(q > 0 for q in model.cv_qini_.values())  # every learner finds the persuadable customers
+    alone = UpliftModel(model.learner_, random_state=0).fit(
+        features, arms["treatment"], arms["responded"], arms["margin"]
+    )
+    pd.testing.assert_frame_equal(model.predict(features), alone.predict(features))
+
+
+def test_the_t_learner_of_the_estimator_is_the_t_learner(
+    fitted: TLearnerUplift, holdout: tuple[pd.DataFrame, dict[str, np.ndarray]]
+) -> None:
+    features, arms = synthetic_campaign(4000, seed=0)
+    model = UpliftModel("t", random_state=0).fit(features, arms["treatment"], arms["responded"], arms["margin"])
+    pd.testing.assert_frame_equal(model.predict(holdout[0]), fitted.predict(holdout[0]))
+
+
+def test_the_estimator_rejects_bad_input_naming_the_argument() -> None:
+    features, arms = synthetic_campaign(300, seed=1)
+    treatment, responded, margin = arms["treatment"], arms["responded"], arms["margin"]
+    with pytest.raises(ValueError, match="learner must be one of"):
+        UpliftModel("s")
+    with pytest.raises(ValueError, match="both arms"):
+        UpliftModel("dr").fit(features, np.ones(300, dtype=int), responded)
+    with pytest.raises(ValueError, match="same number of rows"):
+        UpliftModel("x").fit(features, treatment, responded, margin[:-1])
+    with pytest.raises(ValueError, match="propensity must be a probability"):
+        UpliftModel("dr").fit(features, treatment, responded, propensity=np.r_[np.full(299, 0.9), 1.0])
+    with pytest.raises(ValueError, match="value must not contain NaN"):
+        UpliftModel("t").fit(features, treatment, responded, np.full(300, np.nan))
+    model = UpliftModel("x").fit(features, treatment, responded)
+    with pytest.raises(ValueError, match="frequency"):
+        model.predict(features.drop(columns="frequency"))
+    assert model.predict(features.iloc[:0]).columns.tolist() == RESPONSE_COLUMNS
 
 
 # -------------------------------------------------------------------------------------------------- Qini
