@@ -12,8 +12,12 @@ inverse-propensity weighting; Horvitz & Thompson 1952, Hajek 1971):
 
 with ``w = 1 / P(test)`` for test and ``1 / P(control)`` for control customers. A policy contacts the
 customers whose expected incremental profit is positive (a randomised pilot contacts everyone it is shown);
-contacting nobody is worth 0. The challenger replaces the champion only when its held-out value is higher.
-Qini coefficient and AUUC of both on the held-out customers are recorded as evidence of ranking quality.
+contacting nobody is worth 0. The challenger replaces the champion only when its held-out *gain* over the
+champion, ``value(S_challenger) - value(S_champion)`` on the same customers, has a 95% interval above zero: a
+point estimate that wins by noise keeps the champion. The gain's standard error comes from the influence
+function of the two Hajek estimates (delta method), paired on the same customers, so the customers both policies
+select cancel out. The decision records the estimate and its interval. Qini coefficient and AUUC of both on
+the held-out customers are recorded as evidence of ranking quality.
 
 This evaluates selections *within* the held-out campaigns' audience (customers an earlier policy selected or
 explored); it is the standard off-policy evaluation with logged randomised data (Li et al. 2011, "Unbiased
@@ -48,20 +52,27 @@ class PolicyValue:
         return {f"{prefix}_{key}": value for key, value in self.__dict__.items()}
 
 
-def selection_value(
+def _small_sample(n: int) -> float:
+    return float(np.sqrt(n / (n - 1))) if n > 1 else 1.0
+
+
+def selection_influence(
     held_out: pd.DataFrame, selected: np.ndarray, contact_cost: float, incentive_cost: float
-) -> tuple[float, float, int, int]:
+) -> tuple[float, np.ndarray, int, int]:
     """Hajek estimate (module docstring) of the incremental profit of contacting the ``selected`` rows of
-    ``held_out`` (columns ``group``, ``treatment_probability``, ``responded``, ``margin``), its standard error
-    (delta method), and the selected test and control counts. NaN when the selection has no test or no control
+    ``held_out`` (columns ``group``, ``treatment_probability``, ``responded``, ``margin``), each held-out row's
+    contribution to its error (the influence function, 0 outside the selection: the variance is the sum of their
+    squares), and the selected test and control counts. NaN when the selection has no test or no control
     customer; 0 for an empty selection."""
-    rows = held_out[np.asarray(selected, dtype=bool)]
+    chosen = np.asarray(selected, dtype=bool)
+    influence = np.zeros(len(held_out))
+    rows = held_out[chosen]
     treated = (rows["group"] == "test").to_numpy()
     n_test, n_control = int(treated.sum()), int((~treated).sum())
     if len(rows) == 0:
-        return 0.0, 0.0, 0, 0
+        return 0.0, influence, 0, 0
     if n_test == 0 or n_control == 0:
-        return float("nan"), float("nan"), n_test, n_control
+        return float("nan"), np.full(len(held_out), np.nan), n_test, n_control
     probability = rows["treatment_probability"].astype(float).clip(1e-6, 1 - 1e-6).to_numpy()
     margin = rows["margin"].astype(float).to_numpy()
     responded = rows["responded"].astype(float).to_numpy()
@@ -69,11 +80,60 @@ def selection_value(
     w_t, w_c = 1.0 / probability[treated], 1.0 / (1.0 - probability[~treated])
     mean_t = float(np.sum(w_t * gain_treated[treated]) / np.sum(w_t))
     mean_c = float(np.sum(w_c * margin[~treated]) / np.sum(w_c))
-    # Delta-method variance of a weighted mean: sum w^2 (y - mean)^2 / (sum w)^2.
-    var_t = float(np.sum(w_t**2 * (gain_treated[treated] - mean_t) ** 2) / np.sum(w_t) ** 2)
-    var_c = float(np.sum(w_c**2 * (margin[~treated] - mean_c) ** 2) / np.sum(w_c) ** 2)
     size = len(rows)
-    return size * (mean_t - mean_c - contact_cost), size * float(np.sqrt(var_t + var_c)), n_test, n_control
+    # A weighted mean's influence: w (y - mean) / sum w (its variance, sum w^2 (y - mean)^2 / (sum w)^2), with
+    # each arm's small-sample factor sqrt(n / (n - 1)) (a control group holds a tenth of a campaign).
+    of_rows = np.empty(size)
+    of_rows[treated] = size * w_t * (gain_treated[treated] - mean_t) / np.sum(w_t) * _small_sample(n_test)
+    of_rows[~treated] = -size * w_c * (margin[~treated] - mean_c) / np.sum(w_c) * _small_sample(n_control)
+    influence[chosen] = of_rows
+    return size * (mean_t - mean_c - contact_cost), influence, n_test, n_control
+
+
+def selection_value(
+    held_out: pd.DataFrame, selected: np.ndarray, contact_cost: float, incentive_cost: float
+) -> tuple[float, float, int, int]:
+    """:func:`selection_influence`'s estimate with its standard error (delta method) instead of the influence."""
+    value, influence, n_test, n_control = selection_influence(held_out, selected, contact_cost, incentive_cost)
+    return value, float(np.sqrt(np.sum(influence**2))), n_test, n_control
+
+
+@dataclass(frozen=True)
+class HeldOutGain:
+    """What the challenger's selection earns over the champion's on the same held-out customers (EUR)."""
+
+    estimate: float
+    standard_error: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "gain_estimate": self.estimate,
+            "gain_standard_error": self.standard_error,
+            "gain_ci_low": self.ci_low,
+            "gain_ci_high": self.ci_high,
+        }
+
+
+def held_out_gain(
+    held_out: pd.DataFrame,
+    challenger_selected: np.ndarray,
+    champion_selected: np.ndarray,
+    contact_cost: float,
+    incentive_cost: float,
+    confidence: float = 0.95,
+) -> HeldOutGain:
+    """``value(challenger) - value(champion)`` on ``held_out`` with its two-sided ``confidence`` interval: the
+    standard error of the difference of the two Hajek estimates from their paired influence functions (the rows
+    both select cancel). NaN when either value is not estimable."""
+    challenger, of_challenger, _, _ = selection_influence(held_out, challenger_selected, contact_cost, incentive_cost)
+    champion, of_champion, _, _ = selection_influence(held_out, champion_selected, contact_cost, incentive_cost)
+    estimate = challenger - champion
+    standard_error = float(np.sqrt(np.sum((of_challenger - of_champion) ** 2)))
+    half_width = stats.norm.ppf(0.5 + confidence / 2) * standard_error
+    return HeldOutGain(estimate, standard_error, estimate - half_width, estimate + half_width, confidence)
 
 
 def evaluate_policy(
@@ -181,6 +241,7 @@ class ChampionDecision:
     promoted: bool
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    gain: HeldOutGain | None = None
 
     def as_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {
@@ -192,7 +253,8 @@ class ChampionDecision:
         for prefix, value in (("champion", self.champion), ("challenger", self.challenger)):
             fields = PolicyValue(np.nan, np.nan, 0, 0, 0).as_dict(prefix) if value is None else value.as_dict(prefix)
             row.update(fields)
-        return {**row, **self.evidence}
+        gain = self.gain or HeldOutGain(np.nan, np.nan, np.nan, np.nan)
+        return {**row, **gain.as_dict(), **self.evidence}
 
 
 def decide(
@@ -200,21 +262,28 @@ def decide(
     held_out_campaigns: list[str],
     champion: PolicyValue | None,
     challenger: PolicyValue | None,
+    gain: HeldOutGain | None = None,
 ) -> ChampionDecision:
-    """Promote the challenger only when it exists and its held-out value beats the champion's."""
+    """Promote the challenger only when it exists and its held-out gain over the champion has a 95% interval
+    above zero (:func:`held_out_gain`)."""
+    campaigns = held_out_campaigns
     if challenger is None:
-        return ChampionDecision(offer_id, held_out_campaigns, champion, None, False, "no challenger could be trained")
+        return ChampionDecision(offer_id, campaigns, champion, None, False, "no challenger could be trained", gain=gain)
     if champion is None or not held_out_campaigns:
         return ChampionDecision(
-            offer_id, held_out_campaigns, champion, challenger, False, "no held-out campaign to compare on"
+            offer_id, campaigns, champion, challenger, False, "no held-out campaign to compare on", gain=gain
         )
     if not np.isfinite(challenger.value):
         return ChampionDecision(
-            offer_id, held_out_campaigns, champion, challenger, False, "challenger's value is not estimable"
+            offer_id, campaigns, champion, challenger, False, "challenger's value is not estimable", gain=gain
         )
-    champion_value = champion.value if np.isfinite(champion.value) else -np.inf
-    if challenger.value > champion_value:
-        reason = f"challenger wins on held-out incremental profit ({challenger.value:.2f} > {champion.value:.2f} EUR)"
-        return ChampionDecision(offer_id, held_out_campaigns, champion, challenger, True, reason)
-    reason = f"champion holds on held-out incremental profit ({champion.value:.2f} >= {challenger.value:.2f} EUR)"
-    return ChampionDecision(offer_id, held_out_campaigns, champion, challenger, False, reason)
+    if gain is None or not np.isfinite(gain.estimate):
+        return ChampionDecision(
+            offer_id, campaigns, champion, challenger, False, "the gain over the champion is not estimable", gain=gain
+        )
+    interval = f"{gain.estimate:.2f} EUR, 95% CI {gain.ci_low:.2f} to {gain.ci_high:.2f}"
+    if gain.ci_low > 0:
+        reason = f"challenger earns more on the held-out campaigns: gain {interval}"
+        return ChampionDecision(offer_id, campaigns, champion, challenger, True, reason, gain=gain)
+    reason = f"champion holds: the challenger's held-out gain {interval} is not surely above zero"
+    return ChampionDecision(offer_id, campaigns, champion, challenger, False, reason, gain=gain)

@@ -8,7 +8,8 @@ latest, held-out campaigns. Those out-of-sample predictions, month after month, 
 incremental profit against the randomised outcomes (models.policy_evaluation.ProfitCalibration): a model whose
 predictions carry no information is calibrated to the average profit of a contact, and a customer is contacted
 only when the calibrated profit's lower confidence bound is positive. The challenger replaces the champion
-(refitted on every measured campaign) only when it earns more on the held-out campaigns.
+(refitted on every measured campaign) only when its gain over the champion on the held-out campaigns has a 95%
+interval above zero.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from models.policy_evaluation import (
     ProfitCalibration,
     decide,
     evaluate_policy,
+    held_out_gain,
     profit_outcome,
 )
 from models.uplift import TLearnerUplift, expected_incremental_profit
@@ -116,12 +118,26 @@ def score_candidates(
     )
 
 
-def _evaluate(policy: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]) -> PolicyValue:
+def _selection(
+    policy: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's expected profit per held-out customer and whom it would contact: a pilot everyone, a model
+    those whose calibrated profit's lower bound is positive."""
     scored = score_candidates(policy, held_out, *costs)
+    expected = scored["expected_incremental_profit"].to_numpy()
     if policy.kind != "uplift_model":
-        return evaluate_policy(held_out, scored["expected_incremental_profit"].to_numpy(), *costs)
-    selected = (scored["profit_lower_bound"] > 0).to_numpy()
-    return evaluate_policy(held_out, scored["expected_incremental_profit"].to_numpy(), *costs, selected=selected)
+        return expected, np.ones(len(held_out), dtype=bool)
+    return expected, (scored["profit_lower_bound"] > 0).to_numpy()
+
+
+def _evaluate(policy: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]) -> PolicyValue:
+    expected, selected = _selection(policy, held_out, costs)
+    return evaluate_policy(held_out, expected, *costs, selected=selected)
+
+
+def _gain(challenger: OfferPolicy, champion: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]):
+    challenger_selects = _selection(challenger, held_out, costs)[1]
+    return held_out_gain(held_out, challenger_selects, _selection(champion, held_out, costs)[1], *costs)
 
 
 def improve_policies(
@@ -141,8 +157,8 @@ def improve_policies(
     profit_outcome), to which this month's challenger adds its predictions on the held-out campaigns.
 
     While a pilot is in use, the first model that can be trained and calibrated ends the pilot (there is no
-    model to compare it with). After that, the challenger replaces the champion only when it earns more on the
-    held-out campaigns (models.policy_evaluation).
+    model to compare it with). After that, the challenger replaces the champion only when its gain over the
+    champion on the held-out campaigns has a 95% interval above zero (models.policy_evaluation).
     """
     deployed: dict[str, OfferPolicy] = {}
     decisions: list[ChampionDecision] = []
@@ -185,6 +201,7 @@ def improve_policies(
             challenger.calibration = calibration
         champion_value = _evaluate(champion, held_out, costs) if len(held_out) else None
         challenger_value = _evaluate(challenger, held_out, costs) if challenger is not None and len(held_out) else None
+        gain = _gain(challenger, champion, held_out, costs) if challenger_value is not None else None
         if champion.kind != "uplift_model" and challenger is not None and calibration is not None:
             decision = ChampionDecision(
                 offer_id,
@@ -193,9 +210,12 @@ def improve_policies(
                 challenger_value,
                 True,
                 "the first calibrated model ends the randomised pilot",
+                gain=gain,
             )
         else:
-            decision = decide(offer_id, sorted(held_out["campaign_id"].unique()), champion_value, challenger_value)
+            decision = decide(
+                offer_id, sorted(held_out["campaign_id"].unique()), champion_value, challenger_value, gain
+            )
         decision.evidence = {
             "champion_kind": champion.kind,
             "champion_trained_on": ", ".join(champion.evidence.get("campaigns", [])),

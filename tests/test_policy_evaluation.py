@@ -3,7 +3,8 @@
 Protected properties: the held-out value of a selection is an unbiased estimate of its true incremental profit
 on randomised data; a calibration of predictions with no information has a slope near zero and a negative
 lower bound when contacts lose money on average, so such a policy contacts nobody, while informative
-predictions are recovered; the challenger replaces the champion only when its held-out value is higher; the
+predictions are recovered; the held-out gain of one selection over another has an interval that covers the true
+gain; the challenger replaces the champion only when that interval lies above zero; the
 improve step ends a randomised pilot with the first calibrated model and records calibration evidence; the
 uplift curve and AUUC are right at their endpoints and reward a good ranking.
 """
@@ -15,10 +16,12 @@ import pandas as pd
 import pytest
 
 from models.policy_evaluation import (
+    HeldOutGain,
     PolicyValue,
     ProfitCalibration,
     decide,
     evaluate_policy,
+    held_out_gain,
     profit_outcome,
     selection_value,
 )
@@ -77,19 +80,47 @@ def test_calibration_finds_no_information_in_noise_and_recovers_real_signal() ->
     assert ProfitCalibration.fit(np.ones(100), outcome[:100]) is None  # no variation, no calibration
 
 
-def test_the_challenger_replaces_the_champion_only_when_it_earns_more() -> None:
-    champion, better, worse = (
-        PolicyValue(100.0, 50, 10, 9, 1),
-        PolicyValue(150.0, 50, 8, 7, 1),
-        PolicyValue(90.0, 50, 8, 7, 1),
-    )
-    assert decide("o", ["c1"], champion, better).promoted
-    assert not decide("o", ["c1"], champion, worse).promoted
-    assert not decide("o", ["c1"], champion, PolicyValue(100.0, 50, 8, 7, 1)).promoted  # a tie keeps the champion
-    assert not decide("o", ["c1"], champion, None).promoted
-    assert not decide("o", [], champion, better).promoted
-    row = decide("o", ["c1"], champion, better).as_row()
+def test_the_gain_interval_of_one_selection_over_another_covers_the_true_gain() -> None:
+    """At 3,000 customers (300 in control) the 95% interval covers the true gain in 94.5% of 200 campaigns. With
+    fewer controls the normal approximation of skewed margins covers less: about 0.93 at 1,500 customers and 0.89
+    at 600 (60 controls)."""
+    covered, paired, unpaired = [], [], []
+    for seed in range(200):
+        frame, true_profit = randomised_campaign(3000, seed)
+        challenger = true_profit > 0  # the customers a contact pays for
+        champion = np.ones(len(frame), dtype=bool)  # everyone
+        gain = held_out_gain(frame, challenger, champion, 0.5, 10.0)
+        truth = true_profit[challenger].sum() - true_profit.sum()
+        covered.append(gain.ci_low <= truth <= gain.ci_high)
+        paired.append(gain.standard_error)
+        unpaired.append(
+            np.hypot(selection_value(frame, challenger, 0.5, 10.0)[1], selection_value(frame, champion, 0.5, 10.0)[1])
+        )
+        assert gain.estimate == pytest.approx(
+            selection_value(frame, challenger, 0.5, 10.0)[0] - selection_value(frame, champion, 0.5, 10.0)[0]
+        )
+    assert 0.93 <= np.mean(covered) <= 0.98, np.mean(covered)
+    # the customers both select cancel: pairing gives a tighter interval than two independent estimates would
+    assert np.median(np.asarray(paired) / np.asarray(unpaired)) < 0.9
+    same = held_out_gain(frame, challenger, challenger, 0.5, 10.0)
+    assert (same.estimate, same.standard_error) == (0.0, 0.0)
+
+
+def test_the_challenger_replaces_the_champion_only_when_its_gain_is_surely_positive() -> None:
+    champion, better = PolicyValue(100.0, 50, 10, 9, 1), PolicyValue(150.0, 50, 8, 7, 1)
+    sure = HeldOutGain(50.0, 10.0, 30.4, 69.6)
+    noisy = HeldOutGain(50.0, 40.0, -28.4, 128.4)  # a higher point estimate, within the noise
+    assert decide("o", ["c1"], champion, better, sure).promoted
+    held = decide("o", ["c1"], champion, better, noisy)
+    assert not held.promoted and "not surely above zero" in held.reason and "-28.40" in held.reason
+    assert not decide("o", ["c1"], champion, better, HeldOutGain(-5.0, 1.0, -7.0, -3.0)).promoted
+    assert not decide("o", ["c1"], champion, better, None).promoted  # no gain computed, no promotion
+    assert not decide("o", ["c1"], champion, None, sure).promoted
+    assert not decide("o", [], champion, better, sure).promoted
+    row = decide("o", ["c1"], champion, better, sure).as_row()
     assert row["champion_value"] == 100.0 and row["challenger_value"] == 150.0 and row["promoted"]
+    assert (row["gain_estimate"], row["gain_ci_low"], row["gain_ci_high"]) == (50.0, 30.4, 69.6)
+    assert np.isnan(decide("o", ["c1"], champion, None).as_row()["gain_ci_low"])
 
 
 def test_a_pilot_is_judged_on_contacting_everyone() -> None:

@@ -61,9 +61,10 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
     control customers and the eligible customers no campaign selected. Its predictions on the latest, held-out
     campaigns are kept (`campaigns.policy_calibration_evidence`) and calibrate its expected profit against the
     randomised outcomes of every held-out month so far. The challenger replaces the champion (last month's
-    policy) only when it earns more incremental profit on the held-out campaigns (estimated from their
-    randomised test and control groups); the first calibrated model ends the randomised pilot. The decision and
-    its evidence (held-out value with standard error, Qini and AUUC of both, the calibration) are recorded; the
+    policy) only when its incremental profit over the champion's on the held-out campaigns (estimated from their
+    randomised test and control groups) has a 95% interval above zero; the first calibrated model ends the
+    randomised pilot. The decision and its evidence (held-out value with standard error, the gain with its
+    interval, Qini and AUUC of both, the calibration) are recorded; the
     deployed policies are saved as a versioned artefact (models.targeting, models.policy_evaluation).
     """
     month = partition_month(context.partition_key)
@@ -115,6 +116,9 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
         "challenger_standard_error",
         "challenger_qini",
         "challenger_auuc",
+        "gain_estimate",
+        "gain_ci_low",
+        "gain_ci_high",
     ]
     return MaterializeResult(
         metadata={
