@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.model_selection import StratifiedKFold
 
-from models.uplift import auuc, qini_auc
+from models.uplift import UpliftModel, auuc, qini_auc
 
 
 @dataclass
@@ -287,3 +288,132 @@ def decide(
         return ChampionDecision(offer_id, campaigns, champion, challenger, True, reason, gain=gain)
     reason = f"champion holds: the challenger's held-out gain {interval} is not surely above zero"
     return ChampionDecision(offer_id, campaigns, champion, challenger, False, reason, gain=gain)
+
+
+# ------------------------------------------------------------------------------------ off-policy values
+#: The columns of :func:`evaluate_policies`.
+OFF_POLICY_COLUMNS = ["policy", "estimator", "n_selected", "value", "standard_error", "ci_low", "ci_high"]
+
+
+def cross_fitted_outcomes(
+    logged: pd.DataFrame,
+    features: list[str],
+    incentive_cost: float,
+    folds: int = 3,
+    random_state: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per logged row, the expected gain if treated (margin minus the voucher of a responder) and the expected
+    margin if not, from a T-learner (models.uplift.UpliftModel) fitted on the *other* folds: each row's
+    prediction never saw its own outcome, as the doubly robust estimator needs (Chernozhukov et al. 2018). With
+    fewer than ``2 * folds`` customers in an arm, zeros: the doubly robust value is then the inverse-propensity
+    (Horvitz-Thompson) sum."""
+    treated = (logged["group"] == "test").astype(int).to_numpy()
+    responded = logged["responded"].astype(int).to_numpy()
+    margin = logged["margin"].astype(float).to_numpy()
+    gain_if_treated, margin_if_not = np.zeros(len(logged)), np.zeros(len(logged))
+    if min(treated.sum(), (1 - treated).sum()) < 2 * folds:
+        return gain_if_treated, margin_if_not  # too few of an arm to fit on: no outcome model (the IPW sum)
+    splits = StratifiedKFold(folds, shuffle=True, random_state=random_state).split(logged, 2 * treated + responded)
+    for train, held_out in splits:
+        model = UpliftModel("t", random_state=random_state).fit(
+            logged[features].iloc[train], treated[train], responded[train], margin[train]
+        )
+        predicted = model.predict(logged[features].iloc[held_out])
+        gain_if_treated[held_out] = (
+            predicted["margin_treated"].to_numpy() - incentive_cost * predicted["p_response_treated"].to_numpy()
+        )
+        margin_if_not[held_out] = predicted["margin_control"].to_numpy()
+    return gain_if_treated, margin_if_not
+
+
+def doubly_robust_value(
+    logged: pd.DataFrame,
+    selected: np.ndarray,
+    gain_if_treated: np.ndarray,
+    margin_if_not: np.ndarray,
+    contact_cost: float,
+    incentive_cost: float,
+) -> tuple[float, float]:
+    """The doubly robust estimate (Dudik, Langford & Li 2011, "Doubly robust policy evaluation and learning",
+    ICML) of the incremental profit of contacting the ``selected`` logged rows, and its standard error:
+
+        V = sum_{i in S} [ mu_1(x_i) - mu_0(x_i) - c
+                           + T_i (G_i - mu_1(x_i)) / p_i - (1 - T_i) (M_i - mu_0(x_i)) / (1 - p_i) ],
+
+    with ``G`` the treated gain (margin - incentive * responded), ``M`` the margin, ``p`` the recorded
+    ``treatment_probability`` and ``mu`` cross-fitted outcome predictions. Unbiased when either the
+    probabilities (known here: the design randomised) or the outcome model is right; an informative outcome
+    model narrows the interval. The rows are independent, so the variance is ``|S|`` times the variance of the
+    bracket."""
+    chosen = np.asarray(selected, dtype=bool)
+    if not chosen.any():
+        return 0.0, 0.0
+    rows = logged[chosen]
+    treated = (rows["group"] == "test").to_numpy()
+    probability = rows["treatment_probability"].astype(float).clip(1e-6, 1 - 1e-6).to_numpy()
+    margin = rows["margin"].astype(float).to_numpy()
+    gain = margin - incentive_cost * rows["responded"].astype(float).to_numpy()
+    mu_1, mu_0 = np.asarray(gain_if_treated)[chosen], np.asarray(margin_if_not)[chosen]
+    bracket = (
+        mu_1
+        - mu_0
+        - contact_cost
+        + np.where(treated, (gain - mu_1) / probability, 0.0)
+        - np.where(treated, 0.0, (margin - mu_0) / (1 - probability))
+    )
+    spread = float(np.var(bracket, ddof=1)) if len(bracket) > 1 else 0.0
+    return float(bracket.sum()), float(np.sqrt(len(bracket) * spread))
+
+
+def evaluate_policies(
+    logged: pd.DataFrame,
+    selections: dict[str, np.ndarray],
+    contact_cost: float,
+    incentive_cost: float,
+    features: list[str],
+    confidence: float = 0.95,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """Off-policy values on logged randomised campaigns (columns ``group``, ``treatment_probability``,
+    ``responded``, ``margin`` and ``features``): for each named selection, and for contacting every logged
+    customer and a random draw of as many customers as the first selection, the inverse-propensity (Hajek) and
+    doubly robust estimates of the incremental profit with their ``confidence`` intervals
+    (:data:`OFF_POLICY_COLUMNS`). A random draw of ``k`` of ``n`` customers is worth ``k / n`` of contacting all
+    in expectation; that expectation is what is reported, not one draw."""
+    gain_if_treated, margin_if_not = cross_fitted_outcomes(logged, features, incentive_cost, random_state=random_state)
+    everyone = np.ones(len(logged), dtype=bool)
+    named = {**selections, "contact all": everyone}
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    rows = []
+
+    def add(policy: str, estimator: str, n_selected: int, value: float, standard_error: float) -> None:
+        interval = (value - z * standard_error, value + z * standard_error)
+        rows.append(
+            dict(
+                zip(OFF_POLICY_COLUMNS, (policy, estimator, n_selected, value, standard_error, *interval), strict=True)
+            )
+        )
+
+    for policy, selected in named.items():
+        chosen = np.asarray(selected, dtype=bool)
+        value, standard_error, _, _ = selection_value(logged, chosen, contact_cost, incentive_cost)
+        add(policy, "ipw", int(chosen.sum()), value, standard_error)
+        add(
+            policy,
+            "dr",
+            int(chosen.sum()),
+            *doubly_robust_value(logged, chosen, gain_if_treated, margin_if_not, contact_cost, incentive_cost),
+        )
+    if selections and len(logged):
+        first = next(iter(selections))
+        share = float(np.asarray(selections[first], dtype=bool).sum()) / len(logged)
+        for estimator in ("ipw", "dr"):
+            total = next(row for row in rows if row["policy"] == "contact all" and row["estimator"] == estimator)
+            add(
+                f"random ({first}'s size)",
+                estimator,
+                round(share * len(logged)),
+                share * total["value"],
+                share * total["standard_error"],
+            )
+    return pd.DataFrame(rows, columns=OFF_POLICY_COLUMNS)
