@@ -243,6 +243,7 @@ class ChampionDecision:
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
     gain: HeldOutGain | None = None
+    off_policy: pd.DataFrame | None = None  # evaluate_policies on the held-out campaigns (None without any)
 
     def as_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {

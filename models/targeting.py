@@ -25,6 +25,7 @@ from models.policy_evaluation import (
     PolicyValue,
     ProfitCalibration,
     decide,
+    evaluate_policies,
     evaluate_policy,
     held_out_gain,
     profit_outcome,
@@ -158,7 +159,9 @@ def improve_policies(
 
     While a pilot is in use, the first model that can be trained and calibrated ends the pilot (there is no
     model to compare it with). After that, the challenger replaces the champion only when its gain over the
-    champion on the held-out campaigns has a 95% interval above zero (models.policy_evaluation).
+    champion on the held-out campaigns has a 95% interval above zero (models.policy_evaluation). Each decision
+    carries the off-policy values of the champion, the challenger, contacting all and random targeting on the
+    held-out campaigns (``decision.off_policy``, models.policy_evaluation.evaluate_policies).
     """
     deployed: dict[str, OfferPolicy] = {}
     decisions: list[ChampionDecision] = []
@@ -216,6 +219,13 @@ def improve_policies(
             decision = decide(
                 offer_id, sorted(held_out["campaign_id"].unique()), champion_value, challenger_value, gain
             )
+        if len(held_out):
+            selections = {"champion": _selection(champion, held_out, costs)[1]}
+            if challenger is not None:
+                selections["challenger"] = _selection(challenger, held_out, costs)[1]
+            decision.off_policy = evaluate_policies(
+                held_out, selections, *costs, features=UPLIFT_FEATURES, random_state=random_state
+            ).assign(offer_id=offer_id, held_out_campaigns=", ".join(decision.held_out_campaigns))
         decision.evidence = {
             "champion_kind": champion.kind,
             "champion_trained_on": ", ".join(champion.evidence.get("campaigns", [])),

@@ -6,6 +6,8 @@ crm-loop backfill --from 2025-01 --to 2025-06
                                run a range of months in order: months reached are re-run, later ones advance
 crm-loop status                months completed, the next month, runs in progress or failed
 crm-loop report                the campaigns measured in the last month (--all: every month)
+crm-loop evaluate-policy       what the champion, the challenger, contacting all and random targeting would have
+                               earned on the last held-out campaigns (--month YYYY-MM)
 crm-loop prepare               parse the dbt project (writes the manifest Dagster loads) and the Dagster instance
 crm-loop import-orders LOG --to DIR --columns customer_id,order_date,quantity,amount
                                turn a transaction log into DIR/orders/<YYYY-MM>.csv for CRM_SOURCE=files
@@ -52,6 +54,7 @@ from orchestration.lib.lock import warehouse_lock
 from orchestration.lib.months import next_month
 from orchestration.lib.prepare import SetupError, prepare_dbt, prepare_instance, require_manifest
 from orchestration.lib.privacy import forget
+from orchestration.lib.queries import POLICY_VALUES_TABLE
 from orchestration.lib.reports import cycle_row, write_loop_summary
 from orchestration.lib.settings import ConfigurationError, Settings, load_settings
 from orchestration.resources import warehouse_resource
@@ -364,6 +367,34 @@ def show_report(settings: Settings, month: date | None = None, every_month: bool
     return 0
 
 
+def show_policy_values(settings: Settings, month: date | None = None) -> int:
+    """Print the off-policy values the improve stage recorded for `month` (default: the latest)."""
+    warehouse = warehouse_resource(settings)
+    if not warehouse.table_exists(POLICY_VALUES_TABLE):
+        print(f"no policy evaluated yet: {POLICY_VALUES_TABLE} does not exist (improve needs a measured campaign)")
+        return 1
+    values = warehouse.query(f"select * from {POLICY_VALUES_TABLE} order by as_of_month, offer_id")
+    months = sorted({f"{stamp:%Y-%m}" for stamp in pd.to_datetime(values["as_of_month"])})
+    wanted = f"{month:%Y-%m}" if month else (months[-1] if months else "")
+    shown = values[pd.to_datetime(values["as_of_month"]).dt.strftime("%Y-%m") == wanted]
+    if shown.empty:
+        print(f"no policy evaluated in {wanted or 'any month'}; months evaluated: {', '.join(months) or 'none'}")
+        return 1
+    print(
+        f"Off-policy values in {wanted}: incremental profit (EUR) each policy would have earned on the held-out "
+        "campaigns, inverse-propensity (ipw) and doubly robust (dr) estimates with 95% intervals"
+    )
+    for offer_id, rows in shown.groupby("offer_id", sort=True):
+        print(f"\n{offer_id} (held out: {rows['held_out_campaigns'].iloc[0]})")
+        order = {"champion": 0, "challenger": 1, "contact all": 2}
+        table = rows.sort_values(
+            ["policy", "estimator"],
+            key=lambda column: column.map(order).fillna(3) if column.name == "policy" else column != "ipw",
+        )[["policy", "estimator", "n_selected", "value", "ci_low", "ci_high"]]
+        print(table.to_string(index=False, float_format=lambda value: f"{value:,.2f}"))
+    return 0
+
+
 def _month_argument(text: str) -> date:
     try:
         return date.fromisoformat(text if len(text) > 7 else f"{text}-01")
@@ -492,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="the campaigns measured in the last month (or --month, --all)")
     report.add_argument("--month", type=_month_argument, help="the campaigns delivered in this month (YYYY-MM)")
     report.add_argument("--all", action="store_true", help="every measured campaign of every month")
+    evaluate = commands.add_parser(
+        "evaluate-policy",
+        help="what each targeting policy would have earned on the last held-out campaigns (or --month)",
+    )
+    evaluate.add_argument("--month", type=_month_argument, help="the improve run of this month (YYYY-MM)")
     commands.add_parser("prepare", help="parse the dbt project (writes the manifest) and set up the Dagster instance")
     _add_import_parser(commands)
     _add_approve_parser(commands)
@@ -517,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
             show_status(settings)
         elif args.command == "report":
             return show_report(settings, args.month, args.all)
+        elif args.command == "evaluate-policy":
+            return show_policy_values(settings, args.month)
         elif args.command == "approve":
             return approve_plan(settings, args)
         elif args.command == "forget":

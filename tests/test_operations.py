@@ -264,6 +264,51 @@ def test_report_shows_the_last_measured_month_and_every_month_on_request(crm_hom
     assert "no campaign measured in 2025-09" in capsys.readouterr().out
 
 
+def test_evaluate_policy_prints_what_each_policy_would_have_earned(crm_home, capsys):
+    from orchestration.lib.campaign_records import write_rows
+    from orchestration.lib.queries import POLICY_VALUES_TABLE
+    from orchestration.lib.settings import load_settings
+    from orchestration.resources import warehouse_resource
+    from orchestration.stages.improve.assets import POLICY_VALUES_SCHEMA
+
+    assert main(["evaluate-policy"]) == 1
+    assert "no policy evaluated yet" in capsys.readouterr().out
+    rows = [
+        ("2025-03-01", "retain_voucher", "champion", "dr", 120, 310.5, 80.0, 153.7, 467.3),
+        ("2025-03-01", "retain_voucher", "contact all", "dr", 900, -120.0, 150.0, -414.0, 174.0),
+        ("2025-04-01", "retain_voucher", "champion", "dr", 130, 420.0, 90.0, 243.6, 596.4),
+    ]
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "as_of_month",
+            "offer_id",
+            "policy",
+            "estimator",
+            "n_selected",
+            "value",
+            "standard_error",
+            "ci_low",
+            "ci_high",
+        ],
+    ).assign(as_of_month=lambda f: pd.to_datetime(f["as_of_month"]), held_out_campaigns="2025-02-retention")
+    write_rows(
+        warehouse_resource(load_settings()),
+        POLICY_VALUES_TABLE,
+        frame,
+        POLICY_VALUES_SCHEMA,
+        {"offer_id": "retain_voucher"},
+    )
+    assert main(["evaluate-policy"]) == 0
+    latest = capsys.readouterr().out
+    assert "in 2025-04" in latest and "420.00" in latest and "310.50" not in latest
+    assert main(["evaluate-policy", "--month", "2025-03"]) == 0
+    march = capsys.readouterr().out
+    assert "contact all" in march and "-120.00" in march and "held out: 2025-02-retention" in march
+    assert main(["evaluate-policy", "--month", "2025-09"]) == 1
+    assert "months evaluated: 2025-03, 2025-04" in capsys.readouterr().out
+
+
 def test_status_on_a_new_home_names_the_first_month(crm_home, capsys):
     assert main(["status"]) == 0
     out = capsys.readouterr().out

@@ -275,6 +275,20 @@ def test_improve_ends_the_pilot_with_the_first_calibrated_model_and_records_evid
     later, decisions, more = improve_policies(_measured(n_months=3), offers, policies, evidence)
     retain = next(d for d in decisions if d.offer_id == "retain_voucher")
     assert retain.champion is not None and retain.evidence["calibration_rows"] > len(evidence)
+    # the gain over the champion and what each policy would have earned on the held-out campaign are recorded
+    assert retain.gain is not None and retain.gain.ci_low <= retain.gain.estimate <= retain.gain.ci_high
+    values = retain.off_policy.set_index(["policy", "estimator"])
+    assert {policy for policy, _ in values.index} == {
+        "champion",
+        "challenger",
+        "contact all",
+        "random (champion's size)",
+    }
+    assert (values["offer_id"] == "retain_voucher").all() and (values["ci_low"] <= values["ci_high"]).all()
+    assert values.loc[("champion", "ipw"), "value"] == pytest.approx(retain.champion.value)
+    assert values.loc[("challenger", "ipw"), "value"] == pytest.approx(retain.challenger.value)
+    winback = next(d for d in decisions if d.offer_id == "winback_voucher")
+    assert winback.off_policy is None  # no winback campaign held out
 
 
 def test_off_policy_values_of_a_campaign_with_a_handful_of_controls_fall_back_to_the_weighted_sum() -> None:

@@ -39,6 +39,7 @@ event_log_storage:
     base_dir: {json.dumps(str(dagster_home / "history" / "runs"))}
 """
 
+
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
 

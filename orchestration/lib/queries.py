@@ -195,6 +195,7 @@ DECISIONS_TABLE = "campaigns.decision_log"
 PLAN_CAMPAIGNS_TABLE = "campaigns.campaign_plan_summary"
 SEGMENT_RESULTS_TABLE = "campaigns.campaign_segment_results"
 POLICY_DECISIONS_TABLE = "campaigns.policy_decisions"
+POLICY_VALUES_TABLE = "campaigns.policy_values"
 
 # Columns the design stage adds to the plan (PLAN_SCHEMA holds the columns every plan has).
 PLAN_EXTRA_COLUMNS: dict[str, str] = {"policy_version": "varchar", "profit_lower_bound": "double"}

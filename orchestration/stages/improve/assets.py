@@ -13,6 +13,7 @@ from orchestration.lib.queries import (
     CALIBRATION_EVIDENCE_TABLE,
     POLICY_DECISIONS_TABLE,
     POLICY_TABLE,
+    POLICY_VALUES_TABLE,
     audience_outcomes_with_features,
     measured_outcomes_with_features,
     offers,
@@ -30,6 +31,22 @@ CALIBRATION_EVIDENCE_SCHEMA = {
     "delivery_month": "timestamp",
     "predicted_profit": "double",
     "profit_outcome": "double",
+}
+
+
+# campaigns.policy_values: what each policy would have earned on the month's held-out campaigns (off-policy,
+# models.policy_evaluation.evaluate_policies): champion, challenger, contact all, random; IPW and doubly robust.
+POLICY_VALUES_SCHEMA = {
+    "as_of_month": "timestamp",
+    "offer_id": "varchar",
+    "held_out_campaigns": "varchar",
+    "policy": "varchar",
+    "estimator": "varchar",
+    "n_selected": "bigint",
+    "value": "double",
+    "standard_error": "double",
+    "ci_low": "double",
+    "ci_high": "double",
 }
 
 
@@ -64,7 +81,9 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
     policy) only when its incremental profit over the champion's on the held-out campaigns (estimated from their
     randomised test and control groups) has a 95% interval above zero; the first calibrated model ends the
     randomised pilot. The decision and its evidence (held-out value with standard error, the gain with its
-    interval, Qini and AUUC of both, the calibration) are recorded; the
+    interval, Qini and AUUC of both, the calibration) are recorded, and what the champion, the challenger,
+    contacting all and random targeting would have earned on the held-out campaigns
+    (`campaigns.policy_values`, inverse-propensity and doubly robust estimates with 95% intervals); the
     deployed policies are saved as a versioned artefact (models.targeting, models.policy_evaluation).
     """
     month = partition_month(context.partition_key)
@@ -106,6 +125,13 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
         as_of_month=stamp, policy_version=version
     )
     replace_rows_growing(warehouse, POLICY_DECISIONS_TABLE, evidence, {"as_of_month": stamp})
+    valued = [decision.off_policy for decision in decisions if decision.off_policy is not None]
+    values = (
+        pd.concat(valued, ignore_index=True).assign(as_of_month=stamp)[list(POLICY_VALUES_SCHEMA)]
+        if valued
+        else pd.DataFrame({column: [] for column in POLICY_VALUES_SCHEMA})
+    )
+    write_rows(warehouse, POLICY_VALUES_TABLE, values, POLICY_VALUES_SCHEMA, {"as_of_month": stamp})
     shown = [
         "offer_id",
         "promoted",
@@ -127,6 +153,11 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
             "policies": MetadataValue.md(table.drop(columns=["as_of_month"]).to_markdown(index=False)),
             "champion_challenger": MetadataValue.md(
                 evidence[[c for c in shown if c in evidence.columns]].to_markdown(index=False, floatfmt=".3f")
+            ),
+            "off_policy_values": MetadataValue.md(
+                values.drop(columns=["as_of_month"]).to_markdown(index=False, floatfmt=".2f")
+                if len(values)
+                else "no held-out campaign yet"
             ),
             "artefact": MetadataValue.path(str(directory)),
         }
