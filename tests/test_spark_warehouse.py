@@ -566,5 +566,5 @@ def test_forgetting_a_customer_on_spark_erases_what_it_erases_on_duckdb(builds: 
         duckdb_rows, spark_rows = tables["duckdb"][table], tables["spark"][table]
         assert (duckdb_rows == "<token>").any().any(), f"{table}: the customer's rows are not under the token"
         assert_same_rows(table, list(duckdb_rows.columns), duckdb_rows, spark_rows)
-    partitions = [c.name for c in builds.spark.catalog.listColumns("customer_rfm", "marts") if c.isPartition]
+    partitions = [c.name for c in builds.spark.catalog.listColumns("marts.customer_rfm") if c.isPartition]
     assert partitions == ["as_of_month"]

@@ -195,7 +195,7 @@ class SparkWarehouseResource(WarehouseResource):
             for table in sorted(spark.catalog.listTables(database), key=lambda t: t.name):
                 if table.isTemporary or table.tableType == "VIEW":
                     continue
-                for column in spark.catalog.listColumns(table.name, database):
+                for column in spark.catalog.listColumns(f"{database}.{table.name}"):
                     rows.append((database, table.name, column.name, column.dataType))
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
@@ -244,8 +244,7 @@ class SparkWarehouseResource(WarehouseResource):
         then replaces the table. No table format gives Spark an atomic delete here: a failure between the drop
         and the rename leaves every row in `<table>__next`. The cost grows with the table."""
         spark = self.spark()
-        schema, name = table.split(".")
-        partitions = [column.name for column in spark.catalog.listColumns(name, schema) if column.isPartition]
+        partitions = [column.name for column in spark.catalog.listColumns(table) if column.isPartition]
         next_table = f"{table}__next"
         spark.sql(f"drop table if exists {next_table}")
         # Partitioned as before: dbt's insert_overwrite of a month replaces that month's partition only.

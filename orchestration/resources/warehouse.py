@@ -137,7 +137,7 @@ class WarehouseResource(ConfigurableResource):
         """At the start of every run: mark the runs whose process died as failed (freeing their concurrency
         slots), record this run's process in its tags, and name the run in the warehouse lock when this
         process holds it (orchestration.lib.lock)."""
-        instance, run = context.instance, context.dagster_run
+        instance, run = context.instance, context.run
         if instance is None or run is None:
             return
         recover_dead_runs(instance, exclude=run.run_id)
