@@ -102,15 +102,23 @@ def observable_features(world: SimulatedWorld, as_of: date) -> pd.DataFrame:
     return observed[[c for c in observed.columns if observed[c].dtype.kind in "fiub"]].astype("float64")
 
 
+def truth_fitted_selection(features: pd.DataFrame, profit: np.ndarray, folds: np.ndarray, n: int) -> np.ndarray:
+    """Whom the ceiling policy contacts: at most ``n`` customers, those of highest profit as predicted from the
+    observables by a model fitted on the *true* profits of the other fold, none predicted unprofitable."""
+    predicted = cross_fitted_predictions(features, profit, folds)
+    chosen = np.zeros(len(profit), dtype=bool)
+    top = np.argsort(-predicted, kind="stable")[:n]
+    chosen[top[predicted[top] > 0]] = True
+    return chosen
+
+
 def targeting_ceiling(features: pd.DataFrame, profit: np.ndarray, folds: np.ndarray, budget_share: float) -> dict:
     """Random, oracle and true-profit-fitted targeting of ``budget_share`` of the customers (module docstring)."""
-    predicted = cross_fitted_predictions(features, profit, folds)
     n = max(1, int(budget_share * len(profit)))
     random = n * float(profit.mean())
     best = np.sort(profit)[::-1][:n]
     oracle = float(best[best > 0].sum())
-    chosen = np.argsort(-predicted, kind="stable")[:n]
-    fitted = float(profit[chosen][predicted[chosen] > 0].sum())
+    fitted = float(profit[truth_fitted_selection(features, profit, folds, n)].sum())
     gap = oracle - random
     return {
         "random_profit": random,

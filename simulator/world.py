@@ -101,6 +101,11 @@ class SimulatedWorld:
         return self._config.burn_in_months
 
     @property
+    def parameters_fingerprint(self) -> str:
+        """The fingerprint of the frozen parameters (world.yaml and effects.yaml) this world was built with."""
+        return self._config.fingerprint
+
+    @property
     def last_sealed_month(self) -> date:
         """The latest month whose campaigns are executed: the latest month that can be observed."""
         return month_at(self._last_sealed_index(), self._origin)

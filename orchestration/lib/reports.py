@@ -9,7 +9,14 @@ incremental profit (simulator.evaluation) of
   buys (the expected value of a uniform draw: that many times the eligible customers' mean true profit),
 - `oracle_policy_true_profit`: contacting, within the same budget, the eligible customers with the highest true
   individual profit, and none whose true profit is not positive,
-- `contact_all_true_profit`: contacting every eligible customer, whatever the budget.
+- `contact_all_true_profit`: contacting every eligible customer, whatever the budget,
+- `nobody_true_profit`: contacting nobody (0),
+- `ceiling_policy_true_profit`: the best a policy can do on what the platform observes: within the same budget,
+  the eligible customers that a model of their *true* profits on the platform's own design-time scores
+  (`analytics.customer_scores`, numeric columns; simulator.learnability, cross-fitted on two halves) predicts
+  most profitable, none predicted unprofitable. NaN when the design month's scores are not in the warehouse.
+
+Each row also names the world (`world_version`: the fingerprint of the simulator's frozen parameters).
 
 The eligible customers of a campaign are those its decision log marks eligible (consent, audience, suppression
 rules, not taken by an earlier campaign of the cycle): every policy chooses from the same customers.
@@ -44,6 +51,7 @@ from orchestration.lib.settings import Settings  # noqa: E402
 from orchestration.lib.warehouse import Warehouse  # noqa: E402
 from simulator import SimulatedWorld  # noqa: E402
 from simulator.evaluation import true_campaign_effects, true_individual_profit  # noqa: E402
+from simulator.learnability import truth_fitted_selection  # noqa: E402
 
 SUMMARY_COLUMNS = [
     "month",
@@ -57,7 +65,13 @@ SUMMARY_COLUMNS = [
     "roi",
 ]
 TRUTH_COLUMNS = ["true_uplift", "true_incremental_profit"]
-BASELINE_COLUMNS = ["random_policy_true_profit", "oracle_policy_true_profit", "contact_all_true_profit"]
+BASELINE_COLUMNS = [
+    "random_policy_true_profit",
+    "oracle_policy_true_profit",
+    "contact_all_true_profit",
+    "nobody_true_profit",
+    "ceiling_policy_true_profit",
+]
 
 
 def loop_summary(warehouse: Warehouse, world: SimulatedWorld | None = None) -> pd.DataFrame:
@@ -94,19 +108,22 @@ def loop_summary(warehouse: Warehouse, world: SimulatedWorld | None = None) -> p
         summary = summary.merge(baselines, left_on="campaign", right_on="campaign_id", how="left").drop(
             columns="campaign_id"
         )
+        summary["world_version"] = world.parameters_fingerprint
     return summary
 
 
 def baseline_policies_true_profit(
     warehouse: Warehouse, world: SimulatedWorld, campaigns: list[str], offer_table: pd.DataFrame
 ) -> pd.DataFrame:
-    """Per campaign: true profit of the random, oracle and contact-everyone policies (module docstring)."""
+    """Per campaign: true profit of the random, oracle, contact-everyone, nobody and ceiling policies (module
+    docstring)."""
     columns = ["campaign_id", "eligible_customers", *BASELINE_COLUMNS]
     if not campaigns or not warehouse.table_exists(DECISIONS_TABLE) or not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
         return pd.DataFrame(columns=columns)
     eligible = warehouse.query(
         f"""select campaign_id, offer_id, delivery_month, customer_id from {DECISIONS_TABLE}
-            where eligible and campaign_id in ({", ".join("?" * len(campaigns))})""",
+            where eligible and campaign_id in ({", ".join("?" * len(campaigns))})
+            order by campaign_id, customer_id""",
         list(campaigns),
     )
     budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
@@ -133,9 +150,26 @@ def baseline_policies_true_profit(
                 "random_policy_true_profit": float(affordable * profit.mean()),
                 "oracle_policy_true_profit": float(best[best > 0].sum()),
                 "contact_all_true_profit": float(profit.sum()),
+                "nobody_true_profit": 0.0,
+                "ceiling_policy_true_profit": _ceiling_profit(warehouse, customers, profit, affordable),
             }
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+def _ceiling_profit(warehouse: Warehouse, customers: pd.DataFrame, profit: np.ndarray, affordable: int) -> float:
+    """True profit of the ceiling policy (module docstring) on a campaign's eligible `customers` (in the order of
+    `profit`); NaN without the design month's scores."""
+    designed = pd.Timestamp(customers["delivery_month"].iloc[0]) - pd.DateOffset(months=1)
+    if not warehouse.table_exists(SCORES_TABLE) or affordable == 0:
+        return float("nan") if affordable else 0.0
+    scores = warehouse.query(f"select * from {SCORES_TABLE} where as_of_month = ?", [designed])
+    if scores.empty:
+        return float("nan")
+    numeric = scores.set_index("customer_id").select_dtypes("number").astype("float64")
+    features = numeric.reindex(customers["customer_id"].astype(str).to_numpy())
+    folds = np.arange(len(features)) % 2  # the eligible customers come in customer_id order: halves by position
+    return float(profit[truth_fitted_selection(features, profit, folds, affordable)].sum())
 
 
 def write_loop_summary(settings: Settings, warehouse: Warehouse, world: SimulatedWorld | None) -> pd.DataFrame:
