@@ -293,7 +293,7 @@ def decide(
 
 # ------------------------------------------------------------------------------------ off-policy values
 #: The columns of :func:`evaluate_policies`.
-OFF_POLICY_COLUMNS = ["policy", "estimator", "n_selected", "value", "standard_error", "ci_low", "ci_high"]
+OFF_POLICY_COLUMNS = ["policy", "estimator", "n_selected", "incremental_profit", "standard_error", "ci_low", "ci_high"]
 
 
 def cross_fitted_outcomes(
@@ -414,7 +414,7 @@ def evaluate_policies(
                 f"random ({first}'s size)",
                 estimator,
                 round(share * len(logged)),
-                share * total["value"],
+                share * total["incremental_profit"],
                 share * total["standard_error"],
             )
     return pd.DataFrame(rows, columns=OFF_POLICY_COLUMNS)

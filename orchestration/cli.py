@@ -390,7 +390,7 @@ def show_policy_values(settings: Settings, month: date | None = None) -> int:
         table = rows.sort_values(
             ["policy", "estimator"],
             key=lambda column: column.map(order).fillna(3) if column.name == "policy" else column != "ipw",
-        )[["policy", "estimator", "n_selected", "value", "ci_low", "ci_high"]]
+        )[["policy", "estimator", "n_selected", "incremental_profit", "ci_low", "ci_high"]]
         print(table.to_string(index=False, float_format=lambda value: f"{value:,.2f}"))
     return 0
 

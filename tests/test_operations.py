@@ -286,7 +286,7 @@ def test_evaluate_policy_prints_what_each_policy_would_have_earned(crm_home, cap
             "policy",
             "estimator",
             "n_selected",
-            "value",
+            "incremental_profit",
             "standard_error",
             "ci_low",
             "ci_high",

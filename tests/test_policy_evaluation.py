@@ -195,14 +195,15 @@ def test_policies_are_valued_on_logged_campaigns_with_both_estimators() -> None:
     by = table.set_index(["policy", "estimator"])
     for estimator in ("ipw", "dr"):
         champion, everyone = by.loc[("champion", estimator)], by.loc[("contact all", estimator)]
-        assert abs(champion["value"] - truth["profit"][model].sum()) < 3 * champion["standard_error"]
-        assert abs(everyone["value"] - truth["profit"].sum()) < 3 * everyone["standard_error"]
-        assert champion["ci_low"] < champion["value"] < champion["ci_high"]
+        assert abs(champion["incremental_profit"] - truth["profit"][model].sum()) < 3 * champion["standard_error"]
+        assert abs(everyone["incremental_profit"] - truth["profit"].sum()) < 3 * everyone["standard_error"]
+        assert champion["ci_low"] < champion["incremental_profit"] < champion["ci_high"]
         random = by.loc[("random (champion's size)", estimator)]
         share = model.sum() / len(frame)
-        assert random["value"] == pytest.approx(share * everyone["value"]) and random["n_selected"] == model.sum()
+        assert random["incremental_profit"] == pytest.approx(share * everyone["incremental_profit"])
+        assert random["n_selected"] == model.sum()
     assert by.loc[("champion", "ipw"), "n_selected"] == model.sum()
-    assert by.loc[("champion", "dr"), "value"] > by.loc[("random (champion's size)", "dr"), "ci_high"]
+    assert by.loc[("champion", "dr"), "incremental_profit"] > by.loc[("random (champion's size)", "dr"), "ci_high"]
 
 
 def test_a_pilot_is_judged_on_contacting_everyone() -> None:
@@ -285,8 +286,8 @@ def test_improve_ends_the_pilot_with_the_first_calibrated_model_and_records_evid
         "random (champion's size)",
     }
     assert (values["offer_id"] == "retain_voucher").all() and (values["ci_low"] <= values["ci_high"]).all()
-    assert values.loc[("champion", "ipw"), "value"] == pytest.approx(retain.champion.value)
-    assert values.loc[("challenger", "ipw"), "value"] == pytest.approx(retain.challenger.value)
+    assert values.loc[("champion", "ipw"), "incremental_profit"] == pytest.approx(retain.champion.value)
+    assert values.loc[("challenger", "ipw"), "incremental_profit"] == pytest.approx(retain.challenger.value)
     winback = next(d for d in decisions if d.offer_id == "winback_voucher")
     assert winback.off_policy is None  # no winback campaign held out
 
@@ -297,4 +298,6 @@ def test_off_policy_values_of_a_campaign_with_a_handful_of_controls_fall_back_to
     table = evaluate_policies(frame, {"champion": np.ones(60, bool)}, 0.5, 10.0, features=["recency_score"])
     dr = table.set_index(["policy", "estimator"]).loc[("champion", "dr")]
     zeros = np.zeros(60)
-    assert dr["value"] == pytest.approx(doubly_robust_value(frame, np.ones(60, bool), zeros, zeros, 0.5, 10.0)[0])
+    assert dr["incremental_profit"] == pytest.approx(
+        doubly_robust_value(frame, np.ones(60, bool), zeros, zeros, 0.5, 10.0)[0]
+    )

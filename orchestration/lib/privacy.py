@@ -100,14 +100,17 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _base_tables(warehouse) -> dict[str, set[str]]:
-    """Every base table of the warehouse (schema.table) with its columns."""
-    tables: dict[str, set[str]] = {}
-    for schema, table, column in warehouse.table_columns()[["table_schema", "table_name", "column_name"]].itertuples(
-        index=False
-    ):
-        tables.setdefault(f"{schema}.{table}", set()).add(column)
+def _base_tables(warehouse) -> dict[str, dict[str, str]]:
+    """Every base table of the warehouse (schema.table) with its columns and their types (lower case)."""
+    tables: dict[str, dict[str, str]] = {}
+    for schema, table, column, kind in warehouse.table_columns().itertuples(index=False):
+        tables.setdefault(f"{schema}.{table}", {})[column] = str(kind).lower()
     return tables
+
+
+def _is_text(kind: str) -> bool:
+    """A text column on DuckDB (`varchar`) or Spark (`string`)."""
+    return kind.startswith(("varchar", "string", "text"))
 
 
 def _anonymise_tables(warehouse, customer_id: str, token: str) -> dict[str, int]:
@@ -122,13 +125,13 @@ def _anonymise_tables(warehouse, customer_id: str, token: str) -> dict[str, int]
             assignments = {"customer_id": _text(token)}
             assignments |= {c: "null" for c in PERSONAL_COLUMNS if c in columns}
             assignments |= {c: "false" for c in CONSENT_COLUMNS if c in columns}
-            assignments |= {c: "null" for c in TEXT_COPIES if c in columns}
-            if {"idempotency_key", "campaign_id"} <= columns:
+            assignments |= {c: "null" for c in TEXT_COPIES if c in columns and _is_text(columns[c])}
+            if {"idempotency_key", "campaign_id"} <= columns.keys():
                 assignments["idempotency_key"] = f"left(sha256(campaign_id || '|' || {_text(token)}), 24)"
             count = warehouse.update_rows(table, assignments, "customer_id = ?", [customer_id])
         mentions_the_customer = f"(^|[^A-Za-z0-9_]){re.escape(customer_id)}([^A-Za-z0-9_]|$)"
         for column in TEXT_COPIES:
-            if column in columns:
+            if column in columns and _is_text(columns[column]):  # a number named `value` holds no delivered text
                 count += warehouse.update_rows(
                     table, {column: "null"}, f"regexp_matches({_quoted(column)}, ?)", [mentions_the_customer]
                 )

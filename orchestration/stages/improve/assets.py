@@ -43,7 +43,7 @@ POLICY_VALUES_SCHEMA = {
     "policy": "varchar",
     "estimator": "varchar",
     "n_selected": "bigint",
-    "value": "double",
+    "incremental_profit": "double",
     "standard_error": "double",
     "ci_low": "double",
     "ci_high": "double",
