@@ -97,10 +97,34 @@ class _ConstantProbability:
         return np.column_stack([np.full(n, 1 - self.probability), np.full(n, self.probability)])
 
 
+def shallow_boosting(n_rows: int, random_state: int) -> dict[str, Any]:
+    """The base learner's settings (module docstring): depth 2, learning rate 0.05, 100 trees, L2 penalty 10,
+    leaves of at least max(20, n/20) rows, no early stopping."""
+    return {
+        "learning_rate": 0.05,
+        "max_iter": 100,
+        "max_depth": 2,
+        "min_samples_leaf": max(20, n_rows // 20),
+        "l2_regularization": 10.0,
+        "early_stopping": False,
+        "random_state": random_state,
+    }
+
+
 def _as_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803 (sklearn API)
     if isinstance(X, pd.DataFrame):
         return X.to_numpy(dtype="float64", na_value=np.nan)
     return np.asarray(X, dtype="float64")
+
+
+def _prediction_inputs(model: Any, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, pd.Index | None]:  # noqa: N803
+    """The matrix to predict on, its columns taken by the names `model` was fitted with, and the frame's index."""
+    if isinstance(X, pd.DataFrame) and hasattr(model, "feature_names_in_"):
+        missing = [c for c in model.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"X is missing feature column(s) {missing}")
+        X = X[list(model.feature_names_in_)]  # noqa: N806
+    return _as_matrix(X), (X.index if isinstance(X, pd.DataFrame) else None)
 
 
 class TLearnerUplift:
@@ -120,17 +144,7 @@ class TLearnerUplift:
     # ------------------------------------------------------------------------------------------ models
     def _response_model(self, n_rows: int) -> Pipeline:
         if self.base_learner == "gradient_boosting":
-            return make_pipeline(
-                HistGradientBoostingClassifier(
-                    learning_rate=0.05,
-                    max_iter=100,
-                    max_depth=2,
-                    min_samples_leaf=max(20, n_rows // 20),
-                    l2_regularization=10.0,
-                    early_stopping=False,
-                    random_state=self.random_state,
-                )
-            )
+            return make_pipeline(HistGradientBoostingClassifier(**shallow_boosting(n_rows, self.random_state)))
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             FunctionTransformer(signed_log1p),
@@ -212,13 +226,7 @@ class TLearnerUplift:
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:  # noqa: N803 (sklearn API)
         """Per-customer response probabilities, expected margins and their uplifts (treated - control)."""
-        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
-            missing = [c for c in self.feature_names_in_ if c not in X.columns]
-            if missing:
-                raise ValueError(f"X is missing feature column(s) {missing}")
-            X = X[list(self.feature_names_in_)]  # noqa: N806
-        features = _as_matrix(X)
-        index = X.index if isinstance(X, pd.DataFrame) else None
+        features, index = _prediction_inputs(self, X)
         if len(features) == 0:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS}, index=index)
         p_treated = self.response_treated_.predict_proba(features)[:, 1]
@@ -257,15 +265,7 @@ class _ConstantValue:
 
 def _shallow_regressor(n_rows: int, random_state: int) -> HistGradientBoostingRegressor:
     """The regression counterpart of the T-learner's base learner: depth 2, shrunk, large leaves."""
-    return HistGradientBoostingRegressor(
-        learning_rate=0.05,
-        max_iter=100,
-        max_depth=2,
-        min_samples_leaf=max(20, n_rows // 20),
-        l2_regularization=10.0,
-        early_stopping=False,
-        random_state=random_state,
-    )
+    return HistGradientBoostingRegressor(**shallow_boosting(n_rows, random_state))
 
 
 def _check_uplift_inputs(features, treated, response, value, propensity) -> None:
@@ -340,13 +340,7 @@ class UpliftModel:
         return self
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:  # noqa: N803 (sklearn API)
-        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
-            missing = [c for c in self.feature_names_in_ if c not in X.columns]
-            if missing:
-                raise ValueError(f"X is missing feature column(s) {missing}")
-            X = X[list(self.feature_names_in_)]  # noqa: N806
-        features = _as_matrix(X)
-        index = X.index if isinstance(X, pd.DataFrame) else None
+        features, index = _prediction_inputs(self, X)
         columns = PREDICTION_COLUMNS if self.has_value_ else RESPONSE_COLUMNS
         if len(features) == 0:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}, index=index)
@@ -413,15 +407,7 @@ class _EffectLearner:
         counts = np.bincount(labels.astype("int64"), minlength=2)
         if counts.min() < 2:
             return _ConstantProbability(labels)
-        return HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=100,
-            max_depth=2,
-            min_samples_leaf=max(20, len(labels) // 20),
-            l2_regularization=10.0,
-            early_stopping=False,
-            random_state=self.random_state,
-        ).fit(features, labels)
+        return HistGradientBoostingClassifier(**shallow_boosting(len(labels), self.random_state)).fit(features, labels)
 
     def _regressor(self, features, targets):
         if len(targets) < 40:

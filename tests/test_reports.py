@@ -17,6 +17,8 @@ import pandas as pd
 from orchestration.lib.queries import DECISIONS_TABLE, PLAN_CAMPAIGNS_TABLE, SCORES_TABLE
 from orchestration.lib.reports import baseline_policies_true_profit
 from orchestration.resources import DuckDBWarehouseResource
+from simulator import SimulatedWorld
+from simulator.evaluation import true_individual_profit
 
 OFFERS = pd.DataFrame(
     {"offer_id": ["retain_voucher", "winback_voucher"], "contact_cost": [0.5, 0.5], "incentive_cost": [10.0, 15.0]}
@@ -24,32 +26,9 @@ OFFERS = pd.DataFrame(
 
 
 def test_baselines_use_the_eligible_customers_and_the_campaign_budget(tmp_path) -> None:
-    from simulator import SimulatedWorld
-    from simulator.evaluation import true_individual_profit
-
-    world = SimulatedWorld(tmp_path / "world", seed=3, n_customers=400)
-    ids = [f"C{i:07d}" for i in range(1, 201)]
-    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
-    decisions = pd.DataFrame(
-        {
-            "campaign_id": "2025-02-retention",
-            "offer_id": "retain_voucher",
-            "delivery_month": pd.Timestamp("2025-02-01"),
-            "customer_id": ids,
-            "eligible": [i % 4 != 0 for i in range(200)],  # a quarter excluded
-        }
-    )
-    warehouse.replace_rows(DECISIONS_TABLE, decisions, {"campaign_id": "2025-02-retention"})
-    budget = 50 * 10.5  # buys 50 contacts
-    warehouse.replace_rows(
-        PLAN_CAMPAIGNS_TABLE,
-        pd.DataFrame({"campaign_id": ["2025-02-retention"], "budget": [budget]}),
-        {"campaign_id": "2025-02-retention"},
-    )
+    world, warehouse, _, by_customer = _campaign(tmp_path, n_customers=400, n_ids=200, contacts=50)
     row = baseline_policies_true_profit(warehouse, world, ["2025-02-retention"], OFFERS).iloc[0]
-    eligible = decisions.loc[decisions["eligible"], "customer_id"]
-    truth = true_individual_profit(world, date(2025, 2, 1), eligible, "retain_voucher", OFFERS)
-    profit = truth["true_incremental_profit"].to_numpy()
+    profit = by_customer.to_numpy()
     assert row["eligible_customers"] == 150
     assert np.isclose(row["random_policy_true_profit"], 50 * profit.mean())
     best = np.sort(profit)[::-1][:50]
@@ -63,9 +42,6 @@ def test_baselines_use_the_eligible_customers_and_the_campaign_budget(tmp_path) 
 def _campaign(tmp_path, n_customers: int, n_ids: int, contacts: int):
     """A world, a warehouse with one February campaign over its first `n_ids` customers (a quarter excluded) and
     a budget for `contacts` contacts, and the eligible customers' true profits."""
-    from simulator import SimulatedWorld
-    from simulator.evaluation import true_individual_profit
-
     world = SimulatedWorld(tmp_path / "world", seed=3, n_customers=n_customers)
     ids = [f"C{i:07d}" for i in range(1, n_ids + 1)]
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
