@@ -135,14 +135,21 @@ def _plain(value: Any) -> Any:
 def validate(frame: pd.DataFrame, suite, parameters: Mapping[str, Any] | None = None) -> Validation:
     """Validate `frame` against `suite` (a `gx.ExpectationSuite`) with the suite `parameters`.
 
-    The frame is given a 0..n-1 index first, so the reported positions are row positions.
+    The frame is given a 0..n-1 index first, so the reported positions are row positions. GX first judges every
+    rule only (result format BOOLEAN_ONLY, about half the time of a full result); when a rule fails, the suite
+    runs again in COMPLETE format for the bad rows' positions, counts and examples.
     """
     started = time.perf_counter()
     frame = frame.reset_index(drop=True)
     batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": frame})
+    expectation_parameters = dict(parameters or {})
     result = batch.validate(
-        suite, result_format={"result_format": "COMPLETE"}, expectation_parameters=dict(parameters or {})
+        suite, result_format={"result_format": "BOOLEAN_ONLY"}, expectation_parameters=expectation_parameters
     )
+    if not result.success:
+        result = batch.validate(
+            suite, result_format={"result_format": "COMPLETE"}, expectation_parameters=expectation_parameters
+        )
     breaks = []
     for outcome in result.results:
         if outcome.success:
