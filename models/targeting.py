@@ -22,6 +22,7 @@ import pandas as pd
 from models.features import FEATURE_COLUMNS
 from models.policy_evaluation import (
     ChampionDecision,
+    HeldOutGain,
     PolicyValue,
     ProfitCalibration,
     decide,
@@ -131,14 +132,27 @@ def _selection(
     return expected, (scored["profit_lower_bound"] > 0).to_numpy()
 
 
-def _evaluate(policy: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]) -> PolicyValue:
-    expected, selected = _selection(policy, held_out, costs)
-    return evaluate_policy(held_out, expected, *costs, selected=selected)
-
-
-def _gain(challenger: OfferPolicy, champion: OfferPolicy, held_out: pd.DataFrame, costs: tuple[float, float]):
-    challenger_selects = _selection(challenger, held_out, costs)[1]
-    return held_out_gain(held_out, challenger_selects, _selection(champion, held_out, costs)[1], *costs)
+def _held_out_evidence(
+    champion: OfferPolicy, challenger: OfferPolicy | None, held_out: pd.DataFrame, costs: tuple[float, float]
+) -> tuple[PolicyValue | None, PolicyValue | None, HeldOutGain | None, dict[str, np.ndarray]]:
+    """On the held-out campaigns: each policy's value, the challenger's gain over the champion, and whom each
+    would contact (every policy scores the held-out customers once)."""
+    if held_out.empty:
+        return None, None, None, {}
+    scored = {"champion": _selection(champion, held_out, costs)}
+    if challenger is not None:
+        scored["challenger"] = _selection(challenger, held_out, costs)
+    values = {
+        name: evaluate_policy(held_out, expected, *costs, selected=chosen)
+        for name, (expected, chosen) in scored.items()
+    }
+    selections = {name: chosen for name, (_, chosen) in scored.items()}
+    gain = (
+        held_out_gain(held_out, selections["challenger"], selections["champion"], *costs)
+        if challenger is not None
+        else None
+    )
+    return values["champion"], values.get("challenger"), gain, selections
 
 
 def improve_policies(
@@ -202,9 +216,7 @@ def improve_policies(
         )
         if challenger is not None:
             challenger.calibration = calibration
-        champion_value = _evaluate(champion, held_out, costs) if len(held_out) else None
-        challenger_value = _evaluate(challenger, held_out, costs) if challenger is not None and len(held_out) else None
-        gain = _gain(challenger, champion, held_out, costs) if challenger_value is not None else None
+        champion_value, challenger_value, gain, selections = _held_out_evidence(champion, challenger, held_out, costs)
         if champion.kind != "uplift_model" and challenger is not None and calibration is not None:
             decision = ChampionDecision(
                 offer_id,
@@ -219,10 +231,7 @@ def improve_policies(
             decision = decide(
                 offer_id, sorted(held_out["campaign_id"].unique()), champion_value, challenger_value, gain
             )
-        if len(held_out):
-            selections = {"champion": _selection(champion, held_out, costs)[1]}
-            if challenger is not None:
-                selections["challenger"] = _selection(challenger, held_out, costs)[1]
+        if selections:
             decision.off_policy = evaluate_policies(
                 held_out, selections, *costs, features=UPLIFT_FEATURES, random_state=random_state
             ).assign(offer_id=offer_id, held_out_campaigns=", ".join(decision.held_out_campaigns))
