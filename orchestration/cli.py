@@ -384,9 +384,9 @@ def show_policy_values(settings: Settings, month: date | None = None) -> int:
         f"Off-policy values in {wanted}: incremental profit (EUR) each policy would have earned on the held-out "
         "campaigns, inverse-propensity (ipw) and doubly robust (dr) estimates with 95% intervals"
     )
+    order = {"champion": 0, "challenger": 1, "contact all": 2}  # then random; ipw before dr
     for offer_id, rows in shown.groupby("offer_id", sort=True):
         print(f"\n{offer_id} (held out: {rows['held_out_campaigns'].iloc[0]})")
-        order = {"champion": 0, "challenger": 1, "contact all": 2}
         table = rows.sort_values(
             ["policy", "estimator"],
             key=lambda column: column.map(order).fillna(3) if column.name == "policy" else column != "ipw",

@@ -129,6 +129,20 @@ def baseline_policies_true_profit(
     budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
     budget = budgets.set_index("campaign_id")["budget"]
     contact_prices = cost_per_contact(offer_table)
+    scores_by_month: dict[pd.Timestamp, pd.DataFrame | None] = {}
+
+    def design_scores(month: pd.Timestamp) -> pd.DataFrame | None:
+        """The numeric design-time scores of `month` by customer, read once for the campaigns of a month."""
+        if month not in scores_by_month:
+            found = (
+                warehouse.query(f"select * from {SCORES_TABLE} where as_of_month = ?", [month])
+                if warehouse.table_exists(SCORES_TABLE)
+                else pd.DataFrame()
+            )
+            numeric = found.set_index("customer_id").select_dtypes("number").astype("float64") if len(found) else None
+            scores_by_month[month] = numeric
+        return scores_by_month[month]
+
     rows = []
     for campaign_id in campaigns:
         customers = eligible[eligible["campaign_id"] == campaign_id]
@@ -151,23 +165,21 @@ def baseline_policies_true_profit(
                 "oracle_policy_true_profit": float(best[best > 0].sum()),
                 "contact_all_true_profit": float(profit.sum()),
                 "nobody_true_profit": 0.0,
-                "ceiling_policy_true_profit": _ceiling_profit(warehouse, customers, profit, affordable),
+                "ceiling_policy_true_profit": _ceiling_profit(design_scores, customers, profit, affordable),
             }
         )
     return pd.DataFrame(rows, columns=columns)
 
 
-def _ceiling_profit(warehouse: Warehouse, customers: pd.DataFrame, profit: np.ndarray, affordable: int) -> float:
+def _ceiling_profit(design_scores, customers: pd.DataFrame, profit: np.ndarray, affordable: int) -> float:
     """True profit of the ceiling policy (module docstring) on a campaign's eligible `customers` (in the order of
-    `profit`); NaN without the design month's scores."""
-    designed = pd.Timestamp(customers["delivery_month"].iloc[0]) - pd.DateOffset(months=1)
-    if not warehouse.table_exists(SCORES_TABLE) or affordable == 0:
-        return float("nan") if affordable else 0.0
-    scores = warehouse.query(f"select * from {SCORES_TABLE} where as_of_month = ?", [designed])
-    if scores.empty:
+    `profit`), given `design_scores(month)` (the scores as of the design month, None when absent)."""
+    if affordable == 0:
+        return 0.0
+    scores = design_scores(pd.Timestamp(customers["delivery_month"].iloc[0]) - pd.DateOffset(months=1))
+    if scores is None:
         return float("nan")
-    numeric = scores.set_index("customer_id").select_dtypes("number").astype("float64")
-    features = numeric.reindex(customers["customer_id"].astype(str).to_numpy())
+    features = scores.reindex(customers["customer_id"].astype(str).to_numpy())
     folds = np.arange(len(features)) % 2  # the eligible customers come in customer_id order: halves by position
     return float(profit[truth_fitted_selection(features, profit, folds, affordable)].sum())
 
