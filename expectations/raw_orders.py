@@ -28,6 +28,7 @@ suite = gx.ExpectationSuite(
         reads_as("order_date", "a date (ISO 8601, e.g. 2024-01-31)"),
         reads_as("amount", "a number (. for decimals, no thousands separator)"),
         reads_as("quantity", "a whole number"),
+        reads_as("discount_amount", "a number (. for decimals, no thousands separator)"),
         # required values and keys
         present("customer_id", "every order has a customer_id"),
         present("order_date", "every order has an order_date", typed=True),
@@ -41,6 +42,9 @@ suite = gx.ExpectationSuite(
             description="amount is not negative (a return is a positive amount with order_type return)",
         ),
         gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, description="quantity is not negative"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="discount_amount", min_value=0, description="discount_amount is not negative"
+        ),
         gxe.ExpectColumnValuesToBeInSet(
             column="order_type", value_set=["sale", "return"], description="order_type is sale, return or empty"
         ),

@@ -45,6 +45,12 @@ FEATURE_COLUMNS: list[str] = [
     "is_lapsed",
 ]
 
+#: Shares of a customer's orders that carry a trace of how they buy, when the order history records it
+#: (NaN otherwise, e.g. CDNOW): ``promotion_order_share`` paid with a promotional code (``discount_code`` not
+#: an offer's voucher), ``email_order_share`` placed from an e-mail link (``order_source = 'email'``). Price
+#: sensitivity and e-mail responsiveness drive who a voucher moves (Ascarza 2018; effects.yaml).
+TRACE_FEATURE_COLUMNS: list[str] = ["promotion_order_share", "email_order_share"]
+
 #: Prefix of the per-product-line revenue share columns (``line_share__<product_line>``).
 LINE_SHARE_PREFIX = "line_share__"
 
@@ -112,7 +118,11 @@ def _check_orders(orders: pd.DataFrame) -> None:
 
 def _order_columns(orders: pd.DataFrame) -> pd.DataFrame:
     """The narrow frame DuckDB scans (avoids copying unrelated columns of a wide order table)."""
-    optional = [column for column in ("product_line", "is_return") if column in orders.columns]
+    optional = [
+        column
+        for column in ("product_line", "is_return", "is_promotion_order", "is_email_order")
+        if column in orders.columns
+    ]
     columns = [*REQUIRED_ORDER_COLUMNS, *optional]
     return orders[columns]
 
@@ -135,6 +145,8 @@ def _empty_features(product_lines: Sequence[str]) -> pd.DataFrame:
     ):
         columns[c] = pd.Series(dtype="int64")
     columns["is_lapsed"] = pd.Series(dtype="bool")
+    for c in TRACE_FEATURE_COLUMNS:
+        columns[c] = pd.Series(dtype="float64")
     columns["top_product_line"] = pd.Series(dtype="str")
     for line in sorted(product_lines):
         columns[line_share_column(line)] = pd.Series(dtype="float64")
@@ -195,6 +207,8 @@ def customer_features(
       (ties: alphabetically first). Without a ``product_line`` column the share is NaN and there are no lines.
     - ``is_lapsed``: no order in the last :data:`LAPSED_AFTER_MONTHS` months
       (``months_since_last_order >= 6``).
+    - :data:`TRACE_FEATURE_COLUMNS`: the lifetime share of orders flagged ``is_promotion_order`` /
+      ``is_email_order`` (NaN without the flag column, or for a customer with only returns).
     """
     _check_orders(orders)
     as_of_month = month_start(as_of_month)
@@ -213,6 +227,13 @@ def customer_features(
         if "is_return" in orders.columns
         else "coalesce(cast(revenue as double) < 0, false)"
     )
+    traces = "".join(
+        f",\n            avg(cast({flag} as double)) filter (where not is_return) as {name}"
+        if flag in orders.columns
+        else f",\n            cast(null as double) as {name}"
+        for flag, name in (("is_promotion_order", "promotion_order_share"), ("is_email_order", "email_order_share"))
+    )
+    trace_columns = "".join(f", {flag}" for flag in ("is_promotion_order", "is_email_order") if flag in orders.columns)
     line_aggregates = "".join(
         ",\n            coalesce(sum(revenue) filter (where product_line = ?), 0) as " + _quote_identifier("r__" + line)
         for line in product_lines
@@ -225,7 +246,7 @@ def customer_features(
                 cast(revenue as double) as revenue,
                 cast(margin as double) as margin,
                 {"product_line" if has_lines else "cast(null as varchar) as product_line"},
-                {return_flag} as is_return,
+                {return_flag} as is_return{trace_columns},
                 ? - (year(cast(order_date as date)) * 12 + month(cast(order_date as date)) - 1) as months_ago
             from orders
             where cast(order_date as date) <= ?
@@ -246,7 +267,7 @@ def customer_features(
             case when count(margin) > 0 then sum(margin) end as lifetime_margin,
             -- one bit per month of the last 12 with an order (cheaper than count(distinct month))
             coalesce(bit_count(bit_or(cast(1 as bigint) << cast(months_ago as bigint))
-                filter (where not is_return and months_ago < 12)), 0) as active_months_12m{line_aggregates}
+                filter (where not is_return and months_ago < 12)), 0) as active_months_12m{traces}{line_aggregates}
         from scoped
         group by customer_id
         order by customer_id
@@ -290,6 +311,13 @@ def customer_features(
         features["share_of_top_product_line"] = float("nan")
         features["top_product_line"] = pd.array([pd.NA] * len(features), dtype="str")
     features["is_lapsed"] = features["months_since_last_order"].to_numpy() >= LAPSED_AFTER_MONTHS
+    for column in TRACE_FEATURE_COLUMNS:
+        features[column] = raw[column].to_numpy("float64", na_value=np.nan)
 
-    ordered = FEATURE_COLUMNS + ["top_product_line"] + [line_share_column(line) for line in product_lines]
+    ordered = (
+        FEATURE_COLUMNS
+        + TRACE_FEATURE_COLUMNS
+        + ["top_product_line"]
+        + [line_share_column(line) for line in product_lines]
+    )
     return features[ordered]

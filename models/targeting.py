@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.features import FEATURE_COLUMNS
+from models.features import FEATURE_COLUMNS, TRACE_FEATURE_COLUMNS
 from models.policy_evaluation import (
     ChampionDecision,
     HeldOutGain,
@@ -35,7 +35,13 @@ from models.uplift import TLearnerUplift, expected_incremental_profit
 
 # What the uplift model sees of a customer at design time: the behavioural features and the analyse
 # stage's scores (all point-in-time as of the design month).
-UPLIFT_FEATURES = [*FEATURE_COLUMNS, "churn_probability", "p_alive", "expected_purchases_next_month"]
+UPLIFT_FEATURES = [
+    *FEATURE_COLUMNS,
+    *TRACE_FEATURE_COLUMNS,
+    "churn_probability",
+    "p_alive",
+    "expected_purchases_next_month",
+]
 MIN_TEST_CUSTOMERS = 100
 MIN_CONTROL_CUSTOMERS = 30
 LEARNER = "t_learner_gradient_boosting"

@@ -33,6 +33,42 @@ class OfferEffect:
     never_purchased: float
     recency_upper_bounds: tuple[float, ...]  # months since last purchase, inclusive, last is +inf
     recency_effects: tuple[float, ...]
+    voucher_value: float = 0.0  # EUR credited on the order that redeems it
+    product_line: int | None = None  # line index of a line-specific offer (None: any line)
+    line_fit_cap: float = 1.0
+    reactivation: Reactivation | None = None
+
+
+@dataclass(frozen=True)
+class Reactivation:
+    """Parameters of an offer's reactivation probability of a dropped-out customer (see effects.yaml)."""
+
+    max_reactivation: float
+    intercept: float
+    responsiveness: float
+    past_orders: float
+    months_since_last_purchase: float
+
+
+@dataclass(frozen=True)
+class Traces:
+    """How the hidden traits show in what the company records (see effects.yaml, `traces` and `redemption`)."""
+
+    promotion_code: str
+    promotion_discount_rate: float
+    promotion_intercept: float
+    promotion_price_sensitivity: float
+    email_order_intercept: float
+    email_order_responsiveness: float
+    open_intercept: float
+    open_responsiveness: float
+    open_sleeping_dog: float
+    click_intercept: float
+    click_responsiveness: float
+    unsubscribe: float
+    unsubscribe_sleeping_dog: float
+    redemption_intercept: float
+    redemption_price_sensitivity: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,8 @@ class SimulatorConfig:
     sleeping_dog_share: float
     suppression_beta: tuple[float, float]
     offers: dict[str, OfferEffect]
+    traces: Traces
+    effects_version: int
     fingerprint: str
 
     @property
@@ -73,11 +111,8 @@ class SimulatorConfig:
         return len(self.line_names)
 
     def line_keys(self) -> list[str]:
-        """Column-safe names of the product lines (used for affinity trait columns)."""
-        return [
-            "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_").replace("__", "_")
-            for name in self.line_names
-        ]
+        """Column-safe names of the product lines (used for affinity trait columns and cross-sell offers)."""
+        return _line_keys(self.line_names)
 
     def within_line_cumulative_weights(self) -> np.ndarray:
         """(n_lines, max products per line) cumulative product weights within each line, padded with 1."""
@@ -101,7 +136,7 @@ class SimulatorConfig:
         return (share * products[column]).groupby(products["line_index"]).sum().to_numpy()
 
 
-def _offer_effect(offer_id: str, spec: dict) -> OfferEffect:
+def _offer_effect(offer_id: str, spec: dict, product_line: int | None = None) -> OfferEffect:
     bounds = [np.inf if step["up_to_months"] is None else float(step["up_to_months"]) for step in spec["recency"]]
     if bounds[-1] != np.inf or bounds != sorted(bounds):
         raise ValueError(f"effects.yaml: {offer_id}.recency must be increasing and end with up_to_months: null")
@@ -116,7 +151,47 @@ def _offer_effect(offer_id: str, spec: dict) -> OfferEffect:
         never_purchased=float(spec["never_purchased"]),
         recency_upper_bounds=tuple(bounds),
         recency_effects=tuple(float(step["effect"]) for step in spec["recency"]),
+        voucher_value=float(spec["voucher_value"]),
+        product_line=product_line,
+        line_fit_cap=float(spec.get("line_fit_cap", 1.0)),
+        reactivation=Reactivation(**{k: float(v) for k, v in spec["reactivation"].items()})
+        if "reactivation" in spec
+        else None,
     )
+
+
+def _offer_effects(effects: dict, line_keys: list[str]) -> dict[str, OfferEffect]:
+    """The generic offers of effects.yaml and one cross-sell offer per product line."""
+    offers = {offer_id: _offer_effect(offer_id, spec) for offer_id, spec in effects["offers"].items()}
+    for line_index, key in enumerate(line_keys):
+        offer_id = f"cross_sell_{key}"
+        offers[offer_id] = _offer_effect(offer_id, effects["cross_sell"], product_line=line_index)
+    return offers
+
+
+def _traces(effects: dict) -> Traces:
+    traces, engagement = effects["traces"], effects["traces"]["email_engagement"]
+    return Traces(
+        promotion_code=str(traces["promotion"]["code"]),
+        promotion_discount_rate=float(traces["promotion"]["discount_rate"]),
+        promotion_intercept=float(traces["promotion"]["intercept"]),
+        promotion_price_sensitivity=float(traces["promotion"]["price_sensitivity"]),
+        email_order_intercept=float(traces["email_orders"]["intercept"]),
+        email_order_responsiveness=float(traces["email_orders"]["responsiveness"]),
+        open_intercept=float(engagement["open_intercept"]),
+        open_responsiveness=float(engagement["open_responsiveness"]),
+        open_sleeping_dog=float(engagement["open_sleeping_dog"]),
+        click_intercept=float(engagement["click_intercept"]),
+        click_responsiveness=float(engagement["click_responsiveness"]),
+        unsubscribe=float(engagement["unsubscribe"]),
+        unsubscribe_sleeping_dog=float(engagement["unsubscribe_sleeping_dog"]),
+        redemption_intercept=float(effects["redemption"]["intercept"]),
+        redemption_price_sensitivity=float(effects["redemption"]["price_sensitivity"]),
+    )
+
+
+def _line_keys(names) -> list[str]:
+    return ["".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_").replace("__", "_") for name in names]
 
 
 def _catalogue(lines: list[dict]) -> pd.DataFrame:
@@ -185,6 +260,8 @@ def load_config() -> SimulatorConfig:
         line_popularity=tuple(popularity / popularity.sum()),
         sleeping_dog_share=float(effects["sleeping_dogs"]["share"]),
         suppression_beta=tuple(float(v) for v in effects["sleeping_dogs"]["suppression_beta"]),
-        offers={offer_id: _offer_effect(offer_id, spec) for offer_id, spec in effects["offers"].items()},
+        offers=_offer_effects(effects, _line_keys(line["line"] for line in lines)),
+        traces=_traces(effects),
+        effects_version=int(effects["version"]),
         fingerprint=_fingerprint(world, effects),
     )

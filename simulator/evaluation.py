@@ -1,9 +1,10 @@
 """True effects of campaigns and targeting policies in the simulated world, from the ground truth.
 
 Economics follow the offers catalogue: a contacted customer costs `contact_cost`; a contacted customer
-who responds (>= 1 order in the delivery month) redeems the voucher and costs `incentive_cost`, so
+who redeems the voucher (always on an order the contact caused, with probability rho_i on an order placed
+anyway: simulator.ground_truth) costs `incentive_cost`, so
   incremental profit = sum_test(E[margin | contacted] - E[margin | not contacted])
-                       - n_test * contact_cost - incentive_cost * sum_test P(response | contacted).
+                       - n_test * contact_cost - incentive_cost * sum_test P(voucher redeemed | contacted).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def true_individual_profit(
         outcomes["expected_margin_contacted"]
         - outcomes["expected_margin_not_contacted"]
         - costs["contact_cost"].to_numpy()
-        - costs["incentive_cost"].to_numpy() * outcomes["p_response_contacted"]
+        - costs["incentive_cost"].to_numpy() * outcomes["p_redeem_contacted"]
     )
     return pd.DataFrame(
         {
@@ -137,7 +138,7 @@ def _profit(outcomes: pd.DataFrame, contact_cost: np.ndarray, incentive_cost: np
     revenue = float((outcomes["expected_revenue_contacted"] - outcomes["expected_revenue_not_contacted"]).sum())
     responses = float((outcomes["p_response_contacted"] - outcomes["p_response_not_contacted"]).sum())
     contact_costs = float(np.sum(contact_cost))
-    incentive_costs = float(np.sum(incentive_cost * outcomes["p_response_contacted"].to_numpy()))
+    incentive_costs = float(np.sum(incentive_cost * outcomes["p_redeem_contacted"].to_numpy()))
     return {
         "n_contacted": len(outcomes),
         "true_incremental_responses": responses,

@@ -2,13 +2,14 @@
 
 For tests and benchmarks only; the platform never reads it. Expectations are closed form over the
 month's randomness (see `simulator.behaviour`). With p0 = (1 - W) exp(-Lambda) the probability of no
-usual order, E[K] = W + Lambda the expected usual orders, h the sleeping-dog suppression probability
-and delta the persuasion probability of the offer:
+usual order, E[K] = W + Lambda the expected usual orders, h the sleeping-dog suppression probability,
+delta the persuasion (or reactivation) probability of the offer and rho the redemption probability:
   not contacted: P(response) = 1 - p0,                       E[orders] = E[K]
   contacted:     P(response) = 1 - (1 - (1 - h)(1 - p0))(1 - delta),   E[orders] = (1 - h) E[K] + delta
-Revenue and margin are E[orders] times the customer's expected order value, (1 + theta_i) *
-sum_l affinity_il * E[unit price (margin) | line l], since a campaign-induced order draws its items and
-product like any other order.
+                 P(voucher redeemed) = delta + (1 - delta)(1 - h)(1 - p0) rho
+Revenue and margin are the usual orders times the customer's expected order value, (1 + theta_i) *
+sum_l affinity_il * E[unit price (margin) | line l], plus delta times the extra order's value: the same for a
+generic offer, (1 + theta_i) * E[unit price (margin) | line l] for a cross-sell offer of line l.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from simulator.behaviour import (
     alive_in,
     expected_order_value,
     persuasion_probability,
+    redemption_probability,
     suppression_probability,
     usual_order_intensity,
 )
@@ -39,6 +41,7 @@ OUTCOME_COLUMNS = [
     "expected_margin_not_contacted",
     "expected_revenue_contacted",
     "expected_revenue_not_contacted",
+    "p_redeem_contacted",
 ]
 
 
@@ -85,25 +88,32 @@ def expected_outcomes(
     history = world._purchase_history(m)
     suppression = suppression_probability(traits, history)
 
+    revenue, margin = revenue_per_order[position], margin_per_order[position]
     delta = np.zeros(len(ids))
+    extra_revenue, extra_margin = revenue.copy(), margin.copy()
+    items = 1.0 + traits["extra_items_rate"].to_numpy()[position]
     offer_values = offers.to_numpy()
     for offer_id in np.unique(offer_values):
         rows = offer_values == offer_id
-        delta[rows] = persuasion_probability(traits, history, m, config.offers[offer_id])[position[rows]]
+        effect = config.offers[offer_id]
+        delta[rows] = persuasion_probability(traits, history, m, effect, config)[position[rows]]
+        if effect.product_line is not None:
+            extra_revenue[rows] = items[rows] * config.expected_line_value("unit_price")[effect.product_line]
+            extra_margin[rows] = items[rows] * config.expected_line_value("unit_margin")[effect.product_line]
 
     p0, usual, h = p_no_usual_order[position], expected_usual_orders[position], suppression[position]
-    orders_contacted = (1.0 - h) * usual + delta
-    revenue, margin = revenue_per_order[position], margin_per_order[position]
+    rho = redemption_probability(traits, config.traces)[position]
     return pd.DataFrame(
         {
             "customer_id": ids.to_numpy(),
             "offer_id": offer_values,
             "p_response_contacted": 1.0 - (1.0 - (1.0 - h) * (1.0 - p0)) * (1.0 - delta),
             "p_response_not_contacted": 1.0 - p0,
-            "expected_margin_contacted": orders_contacted * margin,
+            "expected_margin_contacted": (1.0 - h) * usual * margin + delta * extra_margin,
             "expected_margin_not_contacted": usual * margin,
-            "expected_revenue_contacted": orders_contacted * revenue,
+            "expected_revenue_contacted": (1.0 - h) * usual * revenue + delta * extra_revenue,
             "expected_revenue_not_contacted": usual * revenue,
+            "p_redeem_contacted": delta + (1.0 - delta) * (1.0 - h) * (1.0 - p0) * rho,
         }
     ).astype({"customer_id": "str", "offer_id": "str"})
 
@@ -126,7 +136,7 @@ def customer_states(world: SimulatedWorld, month: date) -> pd.DataFrame:
         }
     )
     for offer_id, effect in world._config.offers.items():
-        frame[f"persuasion_{offer_id}"] = persuasion_probability(traits, history, m, effect)
+        frame[f"persuasion_{offer_id}"] = persuasion_probability(traits, history, m, effect, world._config)
     return frame.astype({"customer_id": "str"})
 
 

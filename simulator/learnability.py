@@ -92,6 +92,8 @@ def observable_features(world: SimulatedWorld, as_of: date) -> pd.DataFrame:
             "product_line": raw["product_id"].map(products["product_line"]),
             "revenue": raw["amount"],
             "margin": raw["amount"] - raw["quantity"] * raw["product_id"].map(products["unit_cost"]),
+            "is_promotion_order": raw["discount_code"].eq(world.promotion_code).fillna(False),
+            "is_email_order": raw["order_source"].eq("email").fillna(False),
         }
     )
     features = customer_features(orders, as_of)

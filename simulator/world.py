@@ -27,8 +27,12 @@ import pandas as pd
 
 from simulator.behaviour import (
     PurchaseHistory,
+    email_order_probability,
+    engagement_probabilities,
     persuasion_probability,
+    promotion_probability,
     purchase_history,
+    redemption_probability,
     suppression_probability,
     usual_order_intensity,
 )
@@ -36,7 +40,9 @@ from simulator.config import SimulatorConfig, load_config
 from simulator.months import as_month, days_in_month, label, month_at, month_index
 from simulator.population import (
     STREAM_CAMPAIGN,
+    STREAM_ENGAGEMENT,
     STREAM_ORDER_DETAILS,
+    STREAM_ORDER_TRACES,
     STREAM_USUAL_ORDERS,
     affinity_columns,
     cohort_size,
@@ -50,8 +56,19 @@ CAMPAIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 CUSTOMER_ID_PATTERN = r"^C\d{7}$"
 
 CUSTOMER_COLUMNS = ["customer_id", "full_name", "email", "phone", "signup_date", "email_consent"]
-ORDER_COLUMNS = ["order_id", "customer_id", "order_date", "product_id", "quantity", "amount"]
+ORDER_COLUMNS = [
+    "order_id",
+    "customer_id",
+    "order_date",
+    "product_id",
+    "quantity",
+    "amount",
+    "discount_code",
+    "discount_amount",
+    "order_source",
+]
 CONTACT_LOG_COLUMNS = ["campaign_id", "customer_id", "offer_id", "channel", "contacted_at"]
+ENGAGEMENT_COLUMNS = ["opened", "clicked", "unsubscribed"]
 
 
 class WorldNotReady(RuntimeError):
@@ -106,6 +123,17 @@ class SimulatedWorld:
         return self._config.fingerprint
 
     @property
+    def promotion_code(self) -> str:
+        """The shop's standing promotional code (orders' discount_code when no campaign voucher is redeemed)."""
+        return self._config.traces.promotion_code
+
+    @property
+    def version(self) -> str:
+        """The frozen world's version, named in every report: effects.yaml's version and the fingerprint of
+        both parameter files, e.g. ``v2-1a2b3c4d``."""
+        return f"v{self._config.effects_version}-{self._config.fingerprint[:8]}"
+
+    @property
     def last_sealed_month(self) -> date:
         """The latest month whose campaigns are executed: the latest month that can be observed."""
         return month_at(self._last_sealed_index(), self._origin)
@@ -126,7 +154,11 @@ class SimulatedWorld:
             ],
             ignore_index=True,
         )
-        consent = traits["consent_at_signup"].to_numpy() & (traits["consent_withdrawal_month_index"].to_numpy() > m)
+        consent = (
+            traits["consent_at_signup"].to_numpy()
+            & (traits["consent_withdrawal_month_index"].to_numpy() > m)
+            & ~self._unsubscribed_by(m, len(traits))
+        )
         frame = pd.DataFrame(
             {
                 "customer_id": traits["customer_id"].to_numpy(),
@@ -148,9 +180,10 @@ class SimulatedWorld:
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def contact_log(self, month: date) -> pd.DataFrame:
-        """The channel's delivery log for `month`: one row per contact delivered at its start."""
+        """The channel's delivery log for `month`: one row per contact delivered at its start, with what the
+        customer did with the e-mail (opened, clicked, unsubscribed)."""
         m = self._observable_index(month, "the contact log")
-        return self._deliveries(m)
+        return self._engagement(m)
 
     # ------------------------------------------------------------------ public: the channel
     def deliver(self, month: date, campaign_id: str, contacts: pd.DataFrame, channel: str = "simulated") -> int:
@@ -354,6 +387,35 @@ class SimulatedWorld:
         return bounds
 
     # ------------------------------------------------------------------ behaviour
+    def _engagement(self, m: int) -> pd.DataFrame:
+        """Month m's deliveries with opened / clicked / unsubscribed: drawn for every customer of each cohort
+        (common random numbers), so they depend on the customer and the month only."""
+        log = self._deliveries(m)
+        traits = self._population(m)
+        position = log["customer_id"].str.slice(1).astype(np.int64).to_numpy() - 1
+        p_open, p_click, p_unsubscribe = engagement_probabilities(traits, self._config.traces)
+        draws = np.empty((3, len(traits)))
+        for cohort, start, end in self._cohort_bounds(m):
+            draws[:, start:end] = np.random.default_rng([self.seed, m, STREAM_ENGAGEMENT, cohort]).random(
+                (3, end - start)
+            )
+        opened = draws[0, position] < p_open[position]
+        log["opened"] = opened
+        log["clicked"] = opened & (draws[1, position] < p_click[position])
+        log["unsubscribed"] = draws[2, position] < p_unsubscribe[position]
+        return log
+
+    def _unsubscribed_by(self, m: int, size: int) -> np.ndarray:
+        """True for the customers who unsubscribed from a contact delivered in a loop month up to `m`."""
+        out = np.zeros(size, dtype=bool)
+        for month in range(self._first_index + 1, m + 1):
+            if not self._delivery_dir(month).exists():
+                continue
+            log = self._engagement(month)
+            gone = log.loc[log["unsubscribed"], "customer_id"].str.slice(1).astype(np.int64).to_numpy() - 1
+            out[gone[gone < size]] = True
+        return out
+
     def _usual_order_counts(self, m: int) -> np.ndarray:
         """Usual (uncontacted) orders of every customer existing in month `m`: W_i + Poisson(Lambda_i)."""
         if m not in self._usual_orders:
@@ -372,16 +434,20 @@ class SimulatedWorld:
 
     def _orders_of_month(self, m: int) -> pd.DataFrame:
         traits = self._population(m)
+        config = self._config
         contacts = self._deliveries(m) if m > self._first_index else None
         counts = self._usual_order_counts(m)
-        affinity = traits[affinity_columns(self._config)].to_numpy()
+        affinity = traits[affinity_columns(config)].to_numpy()
         extra_items_rate = traits["extra_items_rate"].to_numpy()
 
         keep = np.ones(len(traits), dtype=bool)
         extra_order = np.zeros(len(traits), dtype=bool)
+        redeems = np.zeros(len(traits), dtype=bool)
+        offer_of = np.full(len(traits), -1, dtype=np.int64)  # strongest offer of a contacted customer
         campaign_draws: dict[int, dict[str, np.ndarray]] = {}
         if contacts is not None and len(contacts):
-            contacted, persuasion, suppression = self._contact_effects(m, traits, contacts)
+            contacted, persuasion, suppression, offer_of = self._contact_effects(m, traits, contacts)
+            redemption = redemption_probability(traits, config.traces)
             for cohort, start, end in self._cohort_bounds(m):
                 if not contacted[start:end].any():
                     continue
@@ -389,12 +455,20 @@ class SimulatedWorld:
                 campaign_draws[cohort] = draws
                 keep[start:end] = ~(contacted[start:end] & (draws["suppress"] < suppression[start:end]))
                 extra_order[start:end] = contacted[start:end] & (draws["persuade"] < persuasion[start:end])
+                redeems[start:end] = contacted[start:end] & (
+                    extra_order[start:end] | (draws["redeem"] < redemption[start:end])
+                )
+        offer_ids = list(config.offers)
+        offer_lines = np.array([-1 if (e.product_line is None) else e.product_line for e in config.offers.values()])
+        voucher_values = np.array([e.voucher_value for e in config.offers.values()])
 
         pieces = []
         month = month_at(m, self._origin)
         length = days_in_month(month)
         signup_month = traits["signup_month_index"].to_numpy()
         signup_day = traits["signup_day"].to_numpy()
+        p_promotion = promotion_probability(traits, config.traces)
+        p_email = email_order_probability(traits, config.traces)
         for cohort, start, end in self._cohort_bounds(m):
             cohort_counts = counts[start:end]
             owner = np.repeat(np.arange(start, end), cohort_counts)
@@ -402,16 +476,32 @@ class SimulatedWorld:
             rng = np.random.default_rng([self.seed, m, STREAM_ORDER_DETAILS, cohort])
             u_day, u_line, u_product = rng.random((3, len(owner)))
             items = 1 + rng.poisson(extra_items_rate[owner])
+            u_promotion, u_email = np.random.default_rng([self.seed, m, STREAM_ORDER_TRACES, cohort]).random(
+                (2, len(owner))
+            )
             first_day = np.where(signup_month[owner] == m, signup_day[owner], 1)
             day = first_day + np.floor(u_day * (length - first_day + 1)).astype(np.int64)
             signup_order = (signup_month[owner] == m) & traits["first_order_at_signup"].to_numpy()[owner]
             day = np.where(signup_order & (sequence == 0), signup_day[owner], day)
             kept = keep[owner]
-            pieces.append((owner[kept], sequence[kept] + 1, day[kept], u_line[kept], u_product[kept], items[kept]))
+            pieces.append(
+                (
+                    owner[kept],
+                    sequence[kept] + 1,
+                    day[kept],
+                    u_line[kept],
+                    u_product[kept],
+                    items[kept],
+                    u_promotion[kept] < p_promotion[owner[kept]],
+                    u_email[kept] < p_email[owner[kept]],
+                    np.zeros(int(kept.sum()), dtype=bool),
+                )
+            )
             if cohort in campaign_draws:
                 draws = campaign_draws[cohort]
                 local = np.flatnonzero(extra_order[start:end])
-                # campaign-induced orders come soon after the contact: day ~ 1 + days * U^2
+                # campaign-induced orders come soon after the contact: day ~ 1 + days * U^2; they follow the
+                # e-mail's link and redeem its voucher
                 extra_day = 1 + np.floor(draws["day"][local] ** 2 * length).astype(np.int64)
                 pieces.append(
                     (
@@ -421,49 +511,86 @@ class SimulatedWorld:
                         draws["line"][local],
                         draws["product"][local],
                         draws["items"][local],
+                        np.zeros(len(local), dtype=bool),
+                        np.ones(len(local), dtype=bool),
+                        np.ones(len(local), dtype=bool),
                     )
                 )
-        owner, sequence, day, u_line, u_product, items = (np.concatenate(parts) for parts in zip(*pieces, strict=True))
-        product = _choose_products(affinity[owner], u_line, u_product, self._config)
+        owner, sequence, day, u_line, u_product, items, promoted, from_email, is_extra = (
+            np.concatenate(parts) for parts in zip(*pieces, strict=True)
+        )
+        order_affinity = affinity[owner]
+        line_of_offer = np.where(offer_of[owner] >= 0, offer_lines[np.maximum(offer_of[owner], 0)], -1)
+        line_offer_extra = is_extra & (line_of_offer >= 0)
+        if line_offer_extra.any():  # a cross-sell offer's extra order is of the offer's line
+            order_affinity[line_offer_extra] = np.eye(config.n_lines)[line_of_offer[line_offer_extra]]
+        product = _choose_products(order_affinity, u_line, u_product, config)
         order = np.lexsort((sequence, owner, day))
-        owner, sequence, day, product, items = (
+        owner, sequence, day, product, items, promoted, from_email, is_extra = (
             owner[order],
             sequence[order],
             day[order],
             product[order],
             items[order],
+            promoted[order],
+            from_email[order],
+            is_extra[order],
         )
+        # the voucher goes on the extra order it caused, else on the redeemer's first order of the month
+        voucher = np.zeros(len(owner), dtype=bool)
+        redeemer = redeems[owner]
+        voucher[redeemer & is_extra] = True
+        first_of_owner = np.unique(owner, return_index=True)[1]
+        first = np.zeros(len(owner), dtype=bool)
+        first[first_of_owner] = True
+        voucher |= first & redeemer & ~extra_order[owner]
 
-        unit_price = self._config.products["unit_price"].to_numpy()
+        unit_price = config.products["unit_price"].to_numpy()
+        amount = np.round(items * unit_price[product], 2)
         number = owner + 1
         order_number = (month.year * 100 + month.month) * 1_000_000_000 + number * 100 + sequence
+        code = np.where(promoted, config.traces.promotion_code, None).astype(object)
+        discount = np.where(promoted, np.round(amount * config.traces.promotion_discount_rate, 2), 0.0)
+        if voucher.any():
+            offer_index = offer_of[owner[voucher]]
+            code[voucher] = np.asarray(offer_ids, dtype=object)[offer_index]
+            discount[voucher] = voucher_values[offer_index]
         return pd.DataFrame(
             {
                 "order_id": "O" + pd.Series(order_number, dtype=np.int64).astype("str"),
                 "customer_id": pd.Series(traits["customer_id"].array.take(owner), dtype="str"),
                 "order_date": (np.datetime64(month, "D") + (day - 1).astype("timedelta64[D]")).astype("datetime64[us]"),
-                "product_id": pd.Series(self._config.products["product_id"].array.take(product), dtype="str"),
+                "product_id": pd.Series(config.products["product_id"].array.take(product), dtype="str"),
                 "quantity": items.astype(np.int64),
-                "amount": np.round(items * unit_price[product], 2),
+                "amount": amount,
+                "discount_code": pd.Series(code, dtype="str"),
+                "discount_amount": discount,
+                "order_source": pd.Series(np.where(from_email, "email", "web"), dtype="str"),
             }
         )
 
     def _contact_effects(
         self, m: int, traits: pd.DataFrame, contacts: pd.DataFrame
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(contacted, delta, h) per customer of month m. A customer contacted by several campaigns is
-        persuaded by the strongest of its offers (one extra order at most) and suppressed at most once."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(contacted, delta, h, offer) per customer of month m. A customer contacted by several campaigns is
+        persuaded by the strongest of its offers (one extra order at most, one voucher: that offer's, whose
+        position in the world's offers is `offer`, -1 if not contacted) and suppressed at most once."""
         position = contacts["customer_id"].str.slice(1).astype(np.int64).to_numpy() - 1
         contacted = np.zeros(len(traits), dtype=bool)
         contacted[position] = True
         history = self._purchase_history(m)
-        persuasion = np.zeros(len(traits))
+        persuasion = np.full(len(traits), -1.0)
+        strongest = np.full(len(traits), -1, dtype=np.int64)
         offer_of_contact = contacts["offer_id"].to_numpy()
-        for offer_id in np.unique(offer_of_contact):
-            delta = persuasion_probability(traits, history, m, self._config.offers[offer_id])
+        for index, (offer_id, effect) in enumerate(self._config.offers.items()):
             receivers = position[offer_of_contact == offer_id]
-            persuasion[receivers] = np.maximum(persuasion[receivers], delta[receivers])
-        return contacted, persuasion, suppression_probability(traits, history)
+            if not len(receivers):
+                continue
+            delta = persuasion_probability(traits, history, m, effect, self._config)
+            stronger = receivers[delta[receivers] > persuasion[receivers]]
+            persuasion[stronger] = delta[stronger]
+            strongest[stronger] = index
+        return contacted, np.maximum(persuasion, 0.0), suppression_probability(traits, history), strongest
 
     def _validated_contacts(self, contacts: pd.DataFrame, month: date, m: int) -> pd.DataFrame:
         missing = {"customer_id", "offer_id"} - set(contacts.columns)
@@ -491,9 +618,10 @@ def _campaign_draws(seed: int, m: int, cohort: int, extra_items_rate: np.ndarray
     """Month m's campaign random numbers for every customer of a cohort (contacted or not)."""
     rng = np.random.default_rng([seed, m, STREAM_CAMPAIGN, cohort])
     size = len(extra_items_rate)
-    suppress, persuade, day, line, product = rng.random((5, size))
+    suppress, persuade, day, line, product, redeem = rng.random((6, size))
     items = 1 + rng.poisson(extra_items_rate)
     return {
+        "redeem": redeem,
         "suppress": suppress,
         "persuade": persuade,
         "day": day,

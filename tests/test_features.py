@@ -18,6 +18,7 @@ import pytest
 from models.features import (
     FEATURE_COLUMNS,
     LAPSED_AFTER_MONTHS,
+    TRACE_FEATURE_COLUMNS,
     add_months,
     customer_features,
     feature_snapshot_months,
@@ -204,3 +205,24 @@ def test_unknown_margins_stay_unknown_and_returns_are_not_orders(orders: pd.Data
     # The same with an explicit is_return flag (the mart's column) and a positive amount.
     flagged = pd.concat([orders.assign(is_return=False), returned.assign(revenue=40.0, is_return=True)])
     assert customer_features(flagged, AS_OF).loc["b", "frequency"] == 1
+
+
+def test_trace_features_are_the_share_of_promotion_and_email_orders_and_unknown_without_the_flags() -> None:
+    orders = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "A", "B"],
+            "order_date": pd.to_datetime(["2024-01-05", "2024-02-05", "2024-03-05", "2024-03-20", "2024-03-01"]),
+            "revenue": [10.0, 20.0, 30.0, -30.0, 5.0],
+            "margin": [4.0, 8.0, 12.0, -12.0, 2.0],
+            "is_return": [False, False, False, True, False],
+            "is_promotion_order": [True, False, False, True, False],
+            "is_email_order": [True, True, False, None, None],
+        }
+    )
+    features = customer_features(orders, date(2024, 3, 1))
+    # the return is not an order: A has three orders, one with a promotional code, two from an e-mail link
+    assert features.loc["A", "promotion_order_share"] == pytest.approx(1 / 3)
+    assert features.loc["A", "email_order_share"] == pytest.approx(2 / 3)
+    assert features.loc["B", "promotion_order_share"] == 0.0 and np.isnan(features.loc["B", "email_order_share"])
+    plain = customer_features(orders.drop(columns=["is_promotion_order", "is_email_order"]), date(2024, 3, 1))
+    assert plain[TRACE_FEATURE_COLUMNS].isna().all().all()

@@ -71,6 +71,9 @@ def test_the_world_emits_no_hidden_traits(tmp_path):
         "product_id",
         "quantity",
         "amount",
+        "discount_code",
+        "discount_amount",
+        "order_source",
         "product_line",
         "product_name",
         "unit_price",
@@ -79,5 +82,8 @@ def test_the_world_emits_no_hidden_traits(tmp_path):
         "offer_id",
         "channel",
         "contacted_at",
+        "opened",
+        "clicked",
+        "unsubscribed",
     }
     assert emitted <= allowed, emitted - allowed

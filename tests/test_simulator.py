@@ -38,6 +38,9 @@ CONTRACT_DTYPES = {
         "product_id": "str",
         "quantity": "int64",
         "amount": "float64",
+        "discount_code": "str",
+        "discount_amount": "float64",
+        "order_source": "str",
     },
     "products": {
         "product_id": "str",
@@ -52,6 +55,9 @@ CONTRACT_DTYPES = {
         "offer_id": "str",
         "channel": "str",
         "contacted_at": "datetime64[us]",
+        "opened": "bool",
+        "clicked": "bool",
+        "unsubscribed": "bool",
     },
 }
 N_LARGE = 40_000
@@ -329,7 +335,10 @@ def test_there_are_persuadables_unaffected_and_a_few_harmed_customers(pair):
         assert traits.loc[customers[harmed.to_numpy()], "sleeping_dog"].all()
     states = customer_states(world, FEB)
     dead = ~states["alive"]
-    assert (states.loc[dead, ["persuasion_retain_voucher", "persuasion_winback_voucher"]] == 0).all().all()
+    # a customer who has dropped out is not moved by a retention voucher; a win-back offer reactivates a few
+    assert (states.loc[dead, "persuasion_retain_voucher"] == 0).all()
+    reactivation = states.loc[dead & states["signed_up_before_month"], "persuasion_winback_voucher"]
+    assert 0 < reactivation.mean() < 0.05 and reactivation.max() <= 0.15
 
 
 def test_each_voucher_works_best_on_its_audience(pair):
@@ -385,7 +394,7 @@ def test_true_campaign_effects_follow_the_definitions(pair):
         profit = (
             (truth["expected_margin_contacted"] - truth["expected_margin_not_contacted"])[test].sum()
             - test.sum() * offer["contact_cost"]
-            - offer["incentive_cost"] * truth["p_response_contacted"][test].sum()
+            - offer["incentive_cost"] * truth["p_redeem_contacted"][test].sum()
         )
         row = effects.loc[campaign_id]
         assert row["n_test"] == test.sum() and row["n_control"] == (~test).sum()
@@ -415,3 +424,62 @@ def test_ground_truth_is_stored_apart_from_the_observable_state(pair):
     assert emitted == {column for schema in CONTRACT_DTYPES.values() for column in schema}
     public = {name for name in dir(world) if not name.startswith("_")}
     assert not {name for name in public if "trait" in name or "truth" in name or "config" in name}
+
+
+# ---------------------------------------------------------------- traces of the hidden traits (world v2)
+def test_orders_carry_traces_of_price_sensitivity_and_email_responsiveness(pair):
+    world = pair["quiet"]
+    orders = world.orders(JAN)
+    traits = hidden_traits(world, JAN).set_index("customer_id")
+    per_customer = (
+        orders.assign(
+            promotion=orders["discount_code"].eq(world.promotion_code), email=orders["order_source"].eq("email")
+        )
+        .groupby("customer_id")[["promotion", "email"]]
+        .mean()
+    )
+    per_customer = per_customer.join(traits[["price_sensitivity", "responsiveness"]])
+    assert set(orders["order_source"]) == {"web", "email"}
+    promoted = orders["discount_code"].eq(world.promotion_code)
+    assert 0.15 < promoted.mean() < 0.45
+    assert np.allclose(orders.loc[promoted, "discount_amount"], (orders.loc[promoted, "amount"] * 0.10).round(2))
+    assert (orders.loc[~promoted, "discount_amount"] == 0).all() and orders.loc[~promoted, "discount_code"].isna().all()
+    assert per_customer["promotion"].corr(per_customer["price_sensitivity"], method="spearman") > 0.3
+    assert per_customer["email"].corr(per_customer["responsiveness"], method="spearman") > 0.3
+    # each trace speaks of its own trait only
+    assert abs(per_customer["promotion"].corr(per_customer["responsiveness"], method="spearman")) < 0.05
+
+
+@pytest.mark.parametrize("offer_id", ["retain_voucher", "winback_voucher"])
+def test_redeemed_vouchers_are_recorded_on_orders_as_often_as_the_truth_expects(pair, offer_id):
+    rows = (pair["contacts"]["offer_id"] == offer_id).to_numpy()
+    expected = pair["truth"]["p_redeem_contacted"][rows].to_numpy()
+    orders = pair["orders_contacted"]
+    redeemed = orders[orders["discount_code"] == offer_id]
+    value = pair["contacted"]._config.offers[offer_id].voucher_value
+    assert (redeemed["discount_amount"] == value).all()
+    assert redeemed["customer_id"].is_unique, "one voucher per customer"
+    assert redeemed["customer_id"].isin(pair["contacts"]["customer_id"][rows]).all()
+    assert abs(len(redeemed) - expected.sum()) < 3.5 * np.sqrt((expected * (1 - expected)).sum())
+    # not every customer who orders redeems: the cost is measured, not assumed
+    buyers = pair["contacts"]["customer_id"][rows].isin(orders["customer_id"]).sum()
+    assert len(redeemed) < 0.9 * buyers
+    assert not pair["orders_quiet"]["discount_code"].isin([offer_id]).any()
+
+
+def test_the_contact_log_reports_opens_clicks_and_unsubscribes(pair):
+    world = pair["contacted"]
+    log = world.contact_log(FEB)
+    traits = hidden_traits(world, FEB).set_index("customer_id").loc[log["customer_id"]]
+    assert len(log) == N_CONTACTED and not (log["clicked"] & ~log["opened"]).any()
+    assert 0.3 < log["opened"].mean() < 0.6 and 0.05 < log["clicked"].mean() < 0.3
+    opened_by_trait = log["opened"].groupby(traits["responsiveness"].to_numpy() > 0).mean()
+    assert opened_by_trait[True] > 1.5 * opened_by_trait[False]
+    dogs = traits["sleeping_dog"].to_numpy()
+    assert log["unsubscribed"][dogs].mean() > 5 * log["unsubscribed"][~dogs].mean()
+    # an unsubscribe withdraws e-mail consent from that month on; the quiet world keeps it
+    gone = log.loc[log["unsubscribed"], "customer_id"]
+    assert len(gone) > 0
+    assert not world.customers(FEB).set_index("customer_id").loc[gone, "email_consent"].any()
+    quiet_consent = pair["quiet"].customers(FEB).set_index("customer_id")["email_consent"]
+    assert quiet_consent.loc[gone].mean() > 0.5

@@ -42,6 +42,10 @@ def _month_end(month: date) -> pd.Timestamp:
     return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
 
 
+#: fct_orders' flags behind the trace features (models.features.TRACE_FEATURE_COLUMNS).
+ORDER_TRACE_FLAGS = ("is_promotion_order", "is_email_order")
+
+
 def orders_as_of(
     warehouse: Warehouse,
     month: date,
@@ -60,9 +64,17 @@ def orders_as_of(
     if sample is not None and (below := sample.hash_prefix_below) is not None:
         conditions.append(f"substr(md5(customer_id), 1, {HASH_PREFIX_DIGITS}) < ?")
         parameters.append(below)
+    present = set(
+        warehouse.query(
+            "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'fct_orders'"
+        )["column_name"]
+    )
+    # the trace flags (models.features.TRACE_FEATURE_COLUMNS), where the warehouse's fct_orders has them
+    traces = "".join(f", {flag}" for flag in ORDER_TRACE_FLAGS if flag in present)
     return warehouse.query(
         f"""
-        select order_id, customer_id, order_date, product_line, revenue, margin
+        select order_id, customer_id, order_date, product_line, revenue, margin{traces}
         from marts.fct_orders
         where {" and ".join(conditions)}
         order by order_date, order_id

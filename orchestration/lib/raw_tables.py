@@ -60,6 +60,10 @@ RAW_SCHEMAS: dict[str, dict[str, str]] = {
         "quantity": "Int64",
         "amount": "float64",
         "order_type": "str",
+        # what the order was discounted by (a promotional code or a campaign's voucher) and where it came from
+        "discount_code": "str",
+        "discount_amount": "float64",
+        "order_source": "str",
     },
     "products": {
         "product_id": "str",
@@ -74,6 +78,10 @@ RAW_SCHEMAS: dict[str, dict[str, str]] = {
         "offer_id": "str",
         "channel": "str",
         "contacted_at": "datetime64[us]",
+        # what the customer did with the message, as the channel reports it
+        "opened": "boolean",
+        "clicked": "boolean",
+        "unsubscribed": "boolean",
     },
 }
 
@@ -157,15 +165,23 @@ def empty_table(table: str) -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in RAW_SCHEMAS[table].items()})
 
 
+# Optional columns whose NULL is a full value, so a source without them is not reported as lacking anything:
+# a sale (order_type), no discount (discount_code, discount_amount), a source or an engagement the system does not
+# record (order_source; opened, clicked, unsubscribed: the trace features are then unknown, not wrong).
+ANNOTATION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "orders": ("order_type", "discount_code", "discount_amount", "order_source"),
+    "contact_log": ("opened", "clicked", "unsubscribed"),
+}
+
+
 def absent_columns(table: str, columns: pd.Index | list[str]) -> list[str]:
     """The contract's optional columns that a delivery with `columns` lacks, so that what needs them degrades.
 
-    They are NULL once conformed. orders.order_type is not counted: NULL is a full value there (a sale).
+    They are NULL once conformed. `ANNOTATION_COLUMNS` are not counted: NULL is a full value there.
     """
     present = set(columns)
-    return [
-        column for column in RAW_SCHEMAS[table] if column not in present and (table, column) != ("orders", "order_type")
-    ]
+    annotations = ANNOTATION_COLUMNS.get(table, ())
+    return [column for column in RAW_SCHEMAS[table] if column not in present and column not in annotations]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,6 +366,9 @@ def conform(table: str, frame: pd.DataFrame, origin: str, line_numbers: np.ndarr
                 negative,
                 "is negative (a return is a positive amount with order_type return)",
             )
+        negative = out["discount_amount"] < 0
+        if negative.any():
+            raise place.fail("discount_amount", frame["discount_amount"], negative, "is negative (a discount is >= 0)")
     return out.reset_index(drop=True)
 
 

@@ -16,7 +16,8 @@ incremental profit (simulator.evaluation) of
   (`analytics.customer_scores`, numeric columns; simulator.learnability, cross-fitted on two halves) predicts
   most profitable, none predicted unprofitable. NaN when the design month's scores are not in the warehouse.
 
-Each row also names the world (`world_version`: the fingerprint of the simulator's frozen parameters).
+Each row also names the world (`world_version`: the frozen world's version and the fingerprint of its
+parameters, e.g. v2-1a2b3c4d).
 
 The eligible customers of a campaign are those its decision log marks eligible (consent, audience, suppression
 rules, not taken by an earlier campaign of the cycle): every policy chooses from the same customers.
@@ -108,7 +109,7 @@ def loop_summary(warehouse: Warehouse, world: SimulatedWorld | None = None) -> p
         summary = summary.merge(baselines, left_on="campaign", right_on="campaign_id", how="left").drop(
             columns="campaign_id"
         )
-        summary["world_version"] = world.parameters_fingerprint
+        summary["world_version"] = world.version
     return summary
 
 

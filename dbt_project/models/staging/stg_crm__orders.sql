@@ -20,6 +20,9 @@ source as (
         quantity,
         amount,
         {{ optional_source_column('crm', 'orders', 'order_type', dbt.type_string()) }},
+        {{ optional_source_column('crm', 'orders', 'discount_code', dbt.type_string()) }},
+        {{ optional_source_column('crm', 'orders', 'discount_amount', 'double') }},
+        {{ optional_source_column('crm', 'orders', 'order_source', dbt.type_string()) }},
         _loaded_month
 
     from {{ source('crm', 'orders') }}
@@ -38,6 +41,9 @@ renamed as (
         coalesce(
             lower(trim(cast(order_type as {{ dbt.type_string() }}))), 'sale'
         ) as order_type,
+        nullif(trim(cast(discount_code as {{ dbt.type_string() }})), '') as discount_code,
+        cast(coalesce(discount_amount, 0) as decimal(18, 2)) as discount_amount,
+        lower(trim(cast(order_source as {{ dbt.type_string() }}))) as order_source,
         cast(_loaded_month as date) as loaded_month
 
     from source
@@ -110,7 +116,10 @@ with_surrogate_id as (
         order_type,
         product_id,
         quantity,
-        amount
+        amount,
+        discount_code,
+        discount_amount,
+        order_source
 
     from numbered
 
@@ -128,7 +137,10 @@ with_source_id as (
         order_type,
         product_id,
         quantity,
-        amount
+        amount,
+        discount_code,
+        discount_amount,
+        order_source
 
     from collected_by_month_end
 
@@ -157,7 +169,10 @@ final as (
         order_type = 'return' as is_return,
         product_id,
         quantity,
-        amount
+        amount,
+        discount_code,
+        discount_amount,
+        order_source
 
     from unioned
 
