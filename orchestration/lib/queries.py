@@ -64,12 +64,8 @@ def orders_as_of(
     if sample is not None and (below := sample.hash_prefix_below) is not None:
         conditions.append(f"substr(md5(customer_id), 1, {HASH_PREFIX_DIGITS}) < ?")
         parameters.append(below)
-    present = set(
-        warehouse.query(
-            "select column_name from information_schema.columns where table_schema = 'marts' "
-            "and table_name = 'fct_orders'"
-        )["column_name"]
-    )
+    # the columns fct_orders has (a query both engines answer: Spark has no information_schema)
+    present = set(warehouse.query("select * from marts.fct_orders limit 0").columns)
     # the trace flags (models.features.TRACE_FEATURE_COLUMNS), where the warehouse's fct_orders has them
     traces = "".join(f", {flag}" for flag in ORDER_TRACE_FLAGS if flag in present)
     return warehouse.query(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlglot
 from sqlglot import expressions
 
@@ -110,9 +111,15 @@ def spark_sql(sql: str, parameters: Sequence[Any] = ()) -> str:
     return tree.sql(dialect="spark")
 
 
-def _as_duckdb_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def _as_duckdb_frame(result: pa.Table) -> pd.DataFrame:
     """Spark's result with the column types DuckDB hands to pandas: decimals as float64, dates and timestamps
-    as datetime64[us]."""
+    as datetime64[us], booleans with nulls as pandas' nullable boolean."""
+    frame = result.to_pandas(date_as_object=False)
+    nullable_booleans = {
+        field.name
+        for field, values in zip(result.schema, result.columns, strict=True)
+        if pa.types.is_boolean(field.type) and values.null_count
+    }
     converted = {}
     for column in frame.columns:
         values = frame[column]
@@ -123,6 +130,8 @@ def _as_duckdb_frame(frame: pd.DataFrame) -> pd.DataFrame:
             converted[column] = values.astype("datetime64[us]")
         elif values.dtype == object and len(present) and isinstance(present.iloc[0], Decimal):
             converted[column] = values.astype("float64")
+        elif column in nullable_booleans:
+            converted[column] = values.astype("boolean")  # a boolean with nulls, as DuckDB hands it over
     return frame.assign(**converted) if converted else frame
 
 
@@ -179,7 +188,7 @@ class SparkWarehouseResource(WarehouseResource):
 
     def query(self, sql: str, parameters: Sequence[Any] | None = None) -> pd.DataFrame:
         result = self._frame(sql, parameters or [])
-        return _as_duckdb_frame(result.toArrow().to_pandas(date_as_object=False))
+        return _as_duckdb_frame(result.toArrow())
 
     def table_exists(self, table: str) -> bool:
         return self.spark().catalog.tableExists(table)
