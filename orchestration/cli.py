@@ -55,7 +55,7 @@ from orchestration.lib.months import next_month
 from orchestration.lib.prepare import SetupError, prepare_dbt, prepare_instance, require_manifest
 from orchestration.lib.privacy import forget
 from orchestration.lib.queries import POLICY_VALUES_TABLE
-from orchestration.lib.reports import cycle_row, write_loop_summary
+from orchestration.lib.reports import cumulative_true_profit, cycle_row, write_loop_summary
 from orchestration.lib.settings import ConfigurationError, Settings, load_settings
 from orchestration.resources import warehouse_resource
 from orchestration.runs import recover_dead_runs
@@ -244,6 +244,16 @@ def run_months(
         _print_table(rows)
         print(f"\nMeasured campaigns ({settings.reports_dir / 'loop_summary.csv'})")
         print(summary.to_string(index=False, float_format=lambda value: f"{value:.4f}") if len(summary) else "none yet")
+        totals = cumulative_true_profit(summary)
+        if len(totals):
+            version = summary["world_version"].iloc[0]
+            print(
+                f"\nGround truth of the simulated world {version} (the platform never reads it): true incremental "
+                "profit over the measured campaigns, EUR"
+            )
+            width = int(totals["policy"].str.len().max())
+            for policy, profit, campaigns in totals.itertuples(index=False):
+                print(f"  {policy:<{width}}  {profit:>12,.0f}  ({campaigns} campaigns)")
     return rows
 
 

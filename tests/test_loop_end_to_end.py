@@ -46,6 +46,17 @@ def test_every_cycle_ran_and_campaigns_were_measured(loops):
         assert {"true_uplift", "true_incremental_profit"} <= set(summary.columns)
 
 
+def test_the_run_ends_with_the_cumulative_true_profit_of_the_policy_and_each_baseline(loops):
+    for seed, world in loops.items():
+        summary, log = world["summary"], world["log"]
+        ending = log[log.index("Ground truth of the simulated world") :]
+        assert summary["world_version"].iloc[0] in ending.splitlines()[0], seed
+        policy = next(line for line in ending.splitlines() if line.strip().startswith("the loop's policy"))
+        assert f"{summary['true_incremental_profit'].sum():,.0f}" in policy, (seed, policy)
+        for label in ("contacting nobody", "random targeting", "contacting every eligible", "ceiling:", "oracle:"):
+            assert label in ending, (seed, label)
+
+
 def test_measured_confidence_intervals_cover_the_true_uplift(loops):
     summary = pd.concat([world["summary"] for world in loops.values()], ignore_index=True)
     covered = (summary["ci_low"] <= summary["true_uplift"]) & (summary["true_uplift"] <= summary["ci_high"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from orchestration.lib.queries import DECISIONS_TABLE, PLAN_CAMPAIGNS_TABLE, SCORES_TABLE
-from orchestration.lib.reports import baseline_policies_true_profit
+from orchestration.lib.reports import baseline_policies_true_profit, cumulative_true_profit
 from orchestration.resources import DuckDBWarehouseResource
 from simulator import SimulatedWorld
 from simulator.evaluation import true_individual_profit
@@ -82,3 +82,31 @@ def test_the_ceiling_reaches_the_oracle_when_a_score_reveals_the_profit_and_neve
     assert row["oracle_policy_true_profit"] > 0
     assert ceilings["reveals_profit"] >= 0.9 * row["oracle_policy_true_profit"], (ceilings, row)
     assert ceilings["noise_only"] < ceilings["reveals_profit"]
+
+
+def test_the_cumulative_true_profit_sums_each_policy_over_the_measured_campaigns() -> None:
+    summary = pd.DataFrame(
+        {
+            "campaign": ["2025-02-retention", "2025-02-winback", "2025-03-retention"],
+            "true_incremental_profit": [120.0, -30.0, 80.0],
+            "random_policy_true_profit": [-50.0, -40.0, -20.0],
+            "oracle_policy_true_profit": [400.0, 90.0, 300.0],
+            "contact_all_true_profit": [-900.0, -300.0, -700.0],
+            "nobody_true_profit": [0.0, 0.0, 0.0],
+            "ceiling_policy_true_profit": [200.0, np.nan, 150.0],
+        }
+    )
+    totals = cumulative_true_profit(summary).set_index("policy")
+    assert totals.loc["the loop's policy", "true_profit"] == 170.0
+    assert totals.loc["contacting nobody", "true_profit"] == 0.0
+    assert totals.loc["random targeting, same budget", "true_profit"] == -110.0
+    assert totals.loc["contacting every eligible customer", "true_profit"] == -1900.0
+    assert totals.loc["oracle: targeting by the true effects", "true_profit"] == 790.0
+    ceiling = totals.loc["ceiling: the best targeting on the observables"]
+    assert (ceiling["true_profit"], ceiling["campaigns"]) == (350.0, 2)  # the campaign without scores is not counted
+    assert list(totals.index)[0] == "the loop's policy"
+
+
+def test_a_summary_without_ground_truth_has_no_cumulative_true_profit() -> None:
+    measured_only = pd.DataFrame({"campaign": ["2025-02-retention"], "incremental_profit": [55.0]})
+    assert cumulative_true_profit(measured_only).empty

@@ -185,6 +185,34 @@ def _ceiling_profit(design_scores, customers: pd.DataFrame, profit: np.ndarray, 
     return float(profit[truth_fitted_selection(features, profit, folds, affordable)].sum())
 
 
+#: The policy and its baselines, as `crm-loop run` names them, by their loop_summary column.
+POLICY_PROFIT_LABELS = {
+    "true_incremental_profit": "the loop's policy",
+    "nobody_true_profit": "contacting nobody",
+    "random_policy_true_profit": "random targeting, same budget",
+    "contact_all_true_profit": "contacting every eligible customer",
+    "ceiling_policy_true_profit": "ceiling: the best targeting on the observables",
+    "oracle_policy_true_profit": "oracle: targeting by the true effects",
+}
+
+
+def cumulative_true_profit(summary: pd.DataFrame) -> pd.DataFrame:
+    """The true incremental profit of the loop's policy and of each baseline, summed over the measured campaigns
+    of a simulated `summary` (loop_summary): one row per policy (`policy`, `true_profit`, `campaigns`). A
+    baseline that could not be computed for a campaign (the ceiling without design-time scores) counts the
+    campaigns it has; empty when the summary carries no ground truth."""
+    present = [column for column in POLICY_PROFIT_LABELS if column in summary.columns]
+    if "true_incremental_profit" not in present:
+        return pd.DataFrame(columns=["policy", "true_profit", "campaigns"])
+    return pd.DataFrame(
+        {
+            "policy": [POLICY_PROFIT_LABELS[column] for column in present],
+            "true_profit": [float(summary[column].sum()) for column in present],
+            "campaigns": [int(summary[column].notna().sum()) for column in present],
+        }
+    )
+
+
 def write_loop_summary(settings: Settings, warehouse: Warehouse, world: SimulatedWorld | None) -> pd.DataFrame:
     summary = loop_summary(warehouse, world)
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
