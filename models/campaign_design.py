@@ -276,13 +276,17 @@ def plan_cycle(
     ``scores``: one row per customer (the analyse stage's scores plus ``pyramid_tier`` and ``profit_12m`` where
     known); ``policies``: the improve stage's policy per offer (models.targeting.OfferPolicy); ``allowed``,
     ``in_global_control``, ``contacts``: see models.eligibility.eligibility; ``seed_of(campaign_id)``: the seed
-    of a campaign's random draws. A campaign's budget buys test contacts at ``contact_cost + incentive_cost``
-    each; a randomised pilot (no model yet) draws its whole capacity at random.
+    of a campaign's random draws. A campaign's budget buys test contacts at their expected cost each,
+    ``contact_cost + incentive_cost * redemptions_per_contact``, and a candidate's expected profit charges the
+    expected voucher of a treated responder (models.campaign_rules; ``offers`` carries the learned rates, without
+    them every contact and responder is charged a whole voucher); a randomised pilot (no model yet) draws its
+    whole capacity at random.
     """
 
     scores = scores.reset_index(drop=True)
     offer_table = offers.set_index("offer_id")
     contact_prices = campaign_rules.cost_per_contact(offers)
+    voucher_per_responder = campaign_rules.incentive_per_responder(offers)
     taken = pd.Series(False, index=scores.index)
     evidence = scores[["customer_id", *[c for c in DECISION_SCORE_COLUMNS if c in scores.columns]]]
     stratum = control_stratum(scores)
@@ -302,7 +306,7 @@ def plan_cycle(
         eligible_rows = rules["eligible"].to_numpy()
         candidates = scores.loc[eligible_rows, ["customer_id"]].assign(stratum=stratum[eligible_rows])
         scored = score_candidates(
-            policy, scores.loc[eligible_rows], float(offer["contact_cost"]), float(offer["incentive_cost"])
+            policy, scores.loc[eligible_rows], float(offer["contact_cost"]), float(voucher_per_responder[offer_id])
         )
         candidates["expected_incremental_profit"] = scored["expected_incremental_profit"]
         candidates["profit_lower_bound"] = scored["profit_lower_bound"]
@@ -364,6 +368,8 @@ def plan_cycle(
                 "explored": int((plan["selection"] == "explore").sum()),
                 "committed_cost": n_test * contact_price,
                 "budget": float(objective["budget"]),
+                "cost_per_contact": contact_price,
+                "redemptions_per_contact": float(offer.get("redemptions_per_contact", 1.0)),
                 "expected_incremental_profit": float(
                     plan.loc[plan["group"] == "test", "expected_incremental_profit"].sum(min_count=1)
                 ),

@@ -1,8 +1,10 @@
 """The rules every campaign plan keeps, each written once: the design stage applies them, the plan's gates check
 them and the reports count with them.
 
-- budget: a campaign's test group costs ``contact_cost + incentive_cost`` per customer (the incentive is
-  committed for every contacted customer, whether or not it is redeemed) and never more than its budget;
+- budget: a campaign's test group costs its expected cost per customer, ``contact_cost + incentive_cost *
+  redemptions_per_contact`` (the share of contacted customers who redeemed the offer's voucher in the campaigns
+  measured so far, from the redemptions the orders record; every contact is charged a voucher until there is
+  such evidence), and never more than its budget;
 - consent: only customers whose current ``email_consent`` is true may be contacted; with no consent data at all,
   nobody may;
 - control share: each campaign holds out its objective's ``control_share`` of the customers it selects (within
@@ -19,12 +21,54 @@ import pandas as pd
 CONTROL_SHARE_TOLERANCE = 0.02
 
 
+#: Pseudo-contacts at a redemption rate of one that the measured redemptions are pooled with: a few campaigns'
+#: low rates do not at once let a budget buy many times the contacts (a Beta prior worth this many contacts).
+REDEMPTION_PRIOR_CONTACTS = 20.0
+
+
+def with_expected_redemptions(offers: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """``offers`` with the redemption rates learned from the campaigns measured so far (``measured``: per
+    campaign ``offer_id``, ``n_test``, ``responders_test`` and ``redemptions``, the test customers who redeemed
+    the voucher as the orders record it; rows without recorded redemptions are ignored):
+
+    - ``redemptions_per_contact = (redemptions + k) / (n_test + k)``,
+    - ``redemptions_per_responder = (redemptions + k) / (responders_test + k)``,
+
+    pooled over the offer's campaigns, as if ``k = REDEMPTION_PRIOR_CONTACTS`` more contacts had all redeemed:
+    1 without evidence (every contact charged a voucher) and the measured rate once many contacts are measured.
+    ``redemption_evidence`` counts the measured contacts.
+    """
+    recorded = measured.dropna(subset=["redemptions"]) if "redemptions" in measured.columns else measured.iloc[0:0]
+    pooled = recorded.groupby("offer_id")[["n_test", "responders_test", "redemptions"]].sum()
+    pooled = pooled.reindex(offers["offer_id"].astype(str)).fillna(0.0)
+    k = REDEMPTION_PRIOR_CONTACTS
+    return offers.assign(
+        redemptions_per_contact=((pooled["redemptions"] + k) / (pooled["n_test"] + k)).to_numpy(),
+        redemptions_per_responder=(
+            (pooled["redemptions"] + k) / (pooled["responders_test"].clip(lower=pooled["redemptions"]) + k)
+        ).to_numpy(),
+        redemption_evidence=pooled["n_test"].astype("int64").to_numpy(),
+    )
+
+
 def cost_per_contact(offers: pd.DataFrame) -> pd.Series:
-    """What the budget pays per test-group customer, by ``offer_id``: contact cost plus the incentive."""
+    """What the budget expects to pay per test-group customer, by ``offer_id``: the contact cost plus the
+    incentive times the expected redemptions per contact (``with_expected_redemptions``; one when the offers
+    carry no learned rate)."""
     by_offer = offers.set_index("offer_id")
-    return (by_offer["contact_cost"].astype(float) + by_offer["incentive_cost"].astype(float)).rename(
+    rate = by_offer["redemptions_per_contact"].astype(float) if "redemptions_per_contact" in by_offer else 1.0
+    return (by_offer["contact_cost"].astype(float) + by_offer["incentive_cost"].astype(float) * rate).rename(
         "cost_per_contact"
     )
+
+
+def incentive_per_responder(offers: pd.DataFrame) -> pd.Series:
+    """The expected voucher cost of a contacted customer who orders, by ``offer_id``: the incentive times the
+    expected redemptions per responder (one when the offers carry no learned rate). Expected profits charge it
+    for every treated responder."""
+    by_offer = offers.set_index("offer_id")
+    rate = by_offer["redemptions_per_responder"].astype(float) if "redemptions_per_responder" in by_offer else 1.0
+    return (by_offer["incentive_cost"].astype(float) * rate).rename("incentive_per_responder")
 
 
 def _campaign_sizes(plan: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

@@ -56,6 +56,9 @@ RESULT_COLUMNS: list[str] = [
     "campaign_cost",
     "incremental_profit",
     "roi",
+    "redemptions",
+    "redemption_rate",
+    "voucher_cost",
     "planned_treatment_probability",
     "srm_p_value",
     "relative_uplift_ci_low",
@@ -213,9 +216,10 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
 
     ``outcomes``: one row per assigned customer with ``campaign_id``, ``customer_id``, ``offer_id``, ``group``
     (``'test'``/``'control'``), ``responded`` (bool), ``revenue``, ``margin`` (in the response window; 0 for
-    customers without orders) and optionally ``treatment_probability`` (the planned P(test)).
-    ``offers``: ``offer_id``, ``contact_cost`` (per contacted test customer), ``incentive_cost`` (per test
-    responder: the redeemed voucher).
+    customers without orders) and optionally ``treatment_probability`` (the planned P(test)) and
+    ``voucher_cost`` (EUR of the campaign's vouchers the customer redeemed in the window, as recorded on the
+    orders: 0 for a customer who redeemed none).
+    ``offers``: ``offer_id``, ``contact_cost`` (per contacted test customer), ``incentive_cost`` (the voucher).
 
     Columns (see :data:`RESULT_COLUMNS`):
 
@@ -225,10 +229,14 @@ def measure_campaign(outcomes: pd.DataFrame, offers: pd.DataFrame, confidence: f
       a zero cell gets Haldane's 0.5 correction).
     - ``incremental_revenue = (revenue/customer_test - revenue/customer_control) * n_test``; the same for
       ``incremental_margin``; each with a Welch interval scaled by ``n_test`` and Welch's p-value.
-    - ``campaign_cost = n_test * contact_cost + incentive_cost * responders_test``.
+    - ``campaign_cost = n_test * contact_cost + voucher_cost``: the vouchers the test group redeemed, as the
+      orders record them (``redemptions``: test customers who redeemed one; ``redemption_rate`` =
+      redemptions / responders_test). Without a ``voucher_cost`` column (orders that record no discounts) every
+      test responder is assumed to have redeemed: ``voucher_cost = incentive_cost * responders_test``, and
+      ``redemptions`` is NaN.
     - ``incremental_profit = incremental_margin - campaign_cost``; ``roi = incremental_profit / campaign_cost``.
-      (Margin is gross margin before the incentive; the voucher of every test responder is a cost, including
-      the responders who would have bought anyway.) Its interval is the margin's shifted by the (observed) cost.
+      (Margin is gross margin before the incentive; a redeemed voucher is a cost, including those of the
+      responders who would have bought anyway.) Its interval is the margin's shifted by the (observed) cost.
     - ``srm_p_value``: sample-ratio-mismatch test against the planned split when ``treatment_probability`` is
       given (NaN otherwise).
 
@@ -341,6 +349,16 @@ def _validated(outcomes: pd.DataFrame, offers: pd.DataFrame) -> pd.DataFrame:
     unknown_offers = sorted(set(outcomes["offer_id"]) - set(offers["offer_id"]))
     if unknown_offers:
         raise ValueError(f"offer_id(s) {unknown_offers} are not in the offers table")
+    if "voucher_cost" in outcomes.columns:
+        voucher = outcomes["voucher_cost"]
+        bad = voucher.isna() | (voucher < 0)
+        if bad.any():
+            first = outcomes.loc[bad].iloc[0]
+            raise ValueError(
+                f"outcomes.voucher_cost must be >= 0 (0 for a customer who redeemed no voucher); {int(bad.sum())} "
+                f"row(s) break it, e.g. campaign {first['campaign_id']}, customer {first['customer_id']}"
+            )
+        outcomes = outcomes.assign(voucher_cost=voucher.astype("float64"), redeemed=(voucher > 0).astype("float64"))
     return outcomes.assign(
         responded=outcomes["responded"].astype(bool).astype("float64"),
         revenue=outcomes["revenue"].astype("float64"),
@@ -369,9 +387,14 @@ def _measure(frame: pd.DataFrame, keys: list[str], offers: pd.DataFrame, confide
     if frame.empty:
         empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
         return empty.astype({c: "str" for c in ["campaign_id", "offer_id", *keys[1:]]})
+    recorded = "voucher_cost" in frame.columns
+    if not recorded:
+        frame = frame.assign(voucher_cost=np.nan, redeemed=np.nan)
     by_group = frame.groupby([*keys, "group"], sort=True).agg(
         n=("customer_id", "size"),
         responders=("responded", "sum"),
+        voucher_cost=("voucher_cost", "sum"),
+        redemptions=("redeemed", "sum"),
         revenue=("revenue", "mean"),
         revenue_var=("revenue", "var"),
         margin=("margin", "mean"),
@@ -414,7 +437,9 @@ def _measure(frame: pd.DataFrame, keys: list[str], offers: pd.DataFrame, confide
     with np.errstate(divide="ignore", invalid="ignore"):
         incremental_revenue = (test["revenue"] - control["revenue"]) * n_test
         incremental_margin = (test["margin"] - control["margin"]) * n_test
-        campaign_cost = n_test * contact_cost + incentive_cost * test["responders"]
+        voucher_cost = test["voucher_cost"] if recorded else incentive_cost * test["responders"]
+        redemptions = test["redemptions"] if recorded else np.full(len(cells), np.nan)
+        campaign_cost = n_test * contact_cost + voucher_cost
         incremental_profit = incremental_margin - campaign_cost
         roi = np.where(campaign_cost > 0, incremental_profit / campaign_cost, np.nan)
         relative_uplift = np.where(
@@ -467,6 +492,11 @@ def _measure(frame: pd.DataFrame, keys: list[str], offers: pd.DataFrame, confide
             "campaign_cost": campaign_cost,
             "incremental_profit": incremental_profit,
             "roi": roi,
+            "redemptions": redemptions,
+            "redemption_rate": np.where(
+                test["responders"] > 0, redemptions / np.maximum(test["responders"], 1), np.nan
+            ),
+            "voucher_cost": voucher_cost,
             "planned_treatment_probability": planned_probability,
             "srm_p_value": srm_p_value,
             "relative_uplift_ci_low": relative_low,
@@ -486,6 +516,6 @@ def _group_column(wide: pd.DataFrame, column: str, group: str) -> np.ndarray:
     """One statistic of one group per campaign; counts of an absent group are 0, statistics NaN."""
     present = (column, group) in wide.columns
     values = wide[(column, group)].to_numpy("float64") if present else np.full(len(wide), np.nan)
-    if column in ("n", "responders"):
+    if column in ("n", "responders", "voucher_cost", "redemptions"):
         values = np.nan_to_num(values, nan=0.0)
     return values

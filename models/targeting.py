@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.campaign_rules import incentive_per_responder
 from models.features import FEATURE_COLUMNS, TRACE_FEATURE_COLUMNS
 from models.policy_evaluation import (
     ChampionDecision,
@@ -168,8 +169,10 @@ def improve_policies(
     calibration_evidence: pd.DataFrame | None = None,
     random_state: int = 0,
 ) -> tuple[dict[str, OfferPolicy], list[ChampionDecision], pd.DataFrame]:
-    """Per offer of ``offers`` (offer_id, contact_cost, incentive_cost): the policy to deploy, the
-    champion/challenger decision behind it, and the new calibration evidence.
+    """Per offer of ``offers`` (offer_id, contact_cost, incentive_cost, and the learned redemption rates of
+    models.campaign_rules.with_expected_redemptions where known: a treated responder costs the expected voucher,
+    ``incentive_per_responder``): the policy to deploy, the champion/challenger decision behind it, and the new
+    calibration evidence.
 
     ``measured``: every measured customer so far (campaign_id, offer_id, delivery_month, group in test,
     control or ``not selected``, treatment_probability, responded, margin and the design-time UPLIFT_FEATURES);
@@ -183,6 +186,7 @@ def improve_policies(
     carries the off-policy values of the champion, the challenger, contacting all and random targeting on the
     held-out campaigns (``decision.off_policy``, models.policy_evaluation.evaluate_policies).
     """
+    voucher_per_responder = incentive_per_responder(offers)
     deployed: dict[str, OfferPolicy] = {}
     decisions: list[ChampionDecision] = []
     new_evidence = []
@@ -194,7 +198,7 @@ def improve_policies(
             deployed[offer_id] = champion
             decisions.append(decide(offer_id, [], None, None))
             continue
-        costs = (float(offer.contact_cost), float(offer.incentive_cost))
+        costs = (float(offer.contact_cost), float(voucher_per_responder[offer_id]))
         latest = rows["delivery_month"].max()
         randomised = rows["group"].isin(("test", "control"))
         held_out = rows[(rows["delivery_month"] == latest) & randomised].reset_index(drop=True)

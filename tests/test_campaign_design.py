@@ -418,3 +418,73 @@ def test_the_plan_hash_names_the_content_not_the_row_order() -> None:
     changed.loc[changed.index[0], "group"] = "control" if changed.loc[changed.index[0], "group"] == "test" else "test"
     assert plan_content_hash(changed) != plan_content_hash(plan)
     assert plan_content_hash(plan.iloc[1:]) != plan_content_hash(plan)
+
+
+# ---------------------------------------------------------------------------- expected cost of a contact
+def test_the_redemption_rates_start_at_one_and_approach_the_measured_ones() -> None:
+    from models.campaign_rules import REDEMPTION_PRIOR_CONTACTS, with_expected_redemptions
+
+    offers = _cycle_inputs()[2]
+    k = REDEMPTION_PRIOR_CONTACTS
+    nothing = with_expected_redemptions(
+        offers, pd.DataFrame(columns=["offer_id", "n_test", "responders_test", "redemptions"])
+    )
+    assert (nothing["redemptions_per_contact"] == 1.0).all() and (nothing["redemptions_per_responder"] == 1.0).all()
+    measured = pd.DataFrame(
+        {
+            "offer_id": ["retain_voucher", "retain_voucher", "winback_voucher"],
+            "n_test": [600, 400, 50],
+            "responders_test": [200, 100, 5],
+            "redemptions": [90.0, 40.0, np.nan],  # the win-back campaign's orders recorded no discounts
+        }
+    )
+    rates = with_expected_redemptions(offers, measured).set_index("offer_id")
+    assert rates.loc["retain_voucher", "redemptions_per_contact"] == pytest.approx((130 + k) / (1000 + k))
+    assert rates.loc["retain_voucher", "redemptions_per_responder"] == pytest.approx((130 + k) / (300 + k))
+    assert rates.loc["retain_voucher", "redemption_evidence"] == 1000
+    assert rates.loc["winback_voucher", "redemptions_per_contact"] == 1.0  # no recorded evidence yet
+
+
+def test_the_budget_buys_contacts_at_their_expected_cost() -> None:
+    from models.campaign_design import plan_cycle
+    from models.campaign_rules import campaigns_over_budget, cost_per_contact, with_expected_redemptions
+
+    scores, objectives, offers = _cycle_inputs(n=3000)
+    measured = pd.DataFrame(
+        {"offer_id": ["retain_voucher"], "n_test": [2000], "responders_test": [600], "redemptions": [180.0]}
+    )
+    learned = with_expected_redemptions(offers, measured)
+    price = cost_per_contact(learned).to_dict()
+    assert price["retain_voucher"] == pytest.approx(0.5 + 10.0 * (180 + 20) / (2000 + 20))
+    assert price["winback_voucher"] == 15.5
+    arguments = {
+        "delivery_month": pd.Timestamp("2025-03-01"),
+        "allowed": pd.Series(True, index=scores.index),
+        "in_global_control": pd.Series(False, index=scores.index),
+        "contacts": None,
+        "policy_version": "v1",
+        "seed_of": lambda campaign: len(campaign),
+    }
+    whole_voucher = plan_cycle(scores, objectives, offers, _policies(), **arguments).campaigns.set_index("objective")
+    expected = plan_cycle(scores, objectives, learned, _policies(), **arguments)
+    campaigns = expected.campaigns.set_index("objective")
+    # The retention budget (600 EUR) buys 57 contacts at a whole voucher each, about 3.8 times as many at the
+    # expected cost, and the plan records the price it counted with; the gate counts with the same rates.
+    assert whole_voucher.loc["retention", "test"] == 57
+    assert campaigns.loc["retention", "test"] == math.floor(600 / price["retain_voucher"])
+    assert campaigns.loc["retention", "cost_per_contact"] == pytest.approx(price["retain_voucher"])
+    assert campaigns.loc["retention", "committed_cost"] <= 600
+    assert not campaigns_over_budget(expected.plan, learned, objectives).any()
+    assert campaigns_over_budget(expected.plan, offers, objectives)["2025-03-retention"]
+
+
+def test_a_responder_is_charged_the_expected_voucher() -> None:
+    from models.campaign_rules import incentive_per_responder, with_expected_redemptions
+
+    offers = _cycle_inputs()[2]
+    assert incentive_per_responder(offers).to_dict() == {"retain_voucher": 10.0, "winback_voucher": 15.0}
+    measured = pd.DataFrame(
+        {"offer_id": ["winback_voucher"], "n_test": [980], "responders_test": [180], "redemptions": [70.0]}
+    )
+    learned = incentive_per_responder(with_expected_redemptions(offers, measured))
+    assert learned["winback_voucher"] == pytest.approx(15.0 * 90 / 200)

@@ -57,6 +57,38 @@ def test_the_run_ends_with_the_cumulative_true_profit_of_the_policy_and_each_bas
             assert label in ending, (seed, label)
 
 
+def test_a_campaign_costs_its_contacts_and_the_vouchers_its_test_group_redeemed(loops):
+    """The measured cost is read from the orders: the vouchers (discount_code = the offer) the test group
+    redeemed in the delivery month, below one per responder."""
+    for seed, world in loops.items():
+        checked = _read(
+            world["settings"].warehouse_path,
+            """
+            with redeemed as (
+                select o.campaign_id, sum(f.discount_amount) as vouchers, count(distinct f.customer_id) as redeemers
+                from campaigns.campaign_outcomes as o
+                join marts.fct_orders as f
+                  on f.customer_id = o.customer_id and f.discount_code = o.offer_id
+                 and f.order_date >= o.delivery_month and f.order_date < o.delivery_month + interval 1 month
+                where o."group" = 'test'
+                group by o.campaign_id
+            )
+            select r.campaign_id, r.n_test, r.responders_test, r.redemptions, r.voucher_cost, r.campaign_cost,
+                   coalesce(d.vouchers, 0) as vouchers, coalesce(d.redeemers, 0) as redeemers, f.contact_cost
+            from campaigns.campaign_results as r
+            left join redeemed as d using (campaign_id)
+            join reference.offers as f using (offer_id)
+            """,
+        )
+        assert len(checked) > 10, seed
+        pd.testing.assert_series_equal(checked["voucher_cost"], checked["vouchers"].astype(float), check_names=False)
+        expected_cost = checked["n_test"] * checked["contact_cost"].astype(float) + checked["vouchers"].astype(float)
+        pd.testing.assert_series_equal(checked["campaign_cost"], expected_cost, check_names=False)
+        assert (checked["redemptions"] == checked["redeemers"]).all(), seed
+        share = checked["redemptions"].sum() / checked["responders_test"].sum()
+        assert 0 < share < 1, (seed, share)
+
+
 def test_measured_confidence_intervals_cover_the_true_uplift(loops):
     summary = pd.concat([world["summary"] for world in loops.values()], ignore_index=True)
     covered = (summary["ci_low"] <= summary["true_uplift"]) & (summary["true_uplift"] <= summary["ci_high"])

@@ -162,6 +162,29 @@ def test_incremental_profit_and_roi_arithmetic(campaign_a: pd.DataFrame) -> None
     assert row["srm_p_value"] == pytest.approx(1.0)
 
 
+def test_the_cost_is_the_vouchers_the_orders_record_as_redeemed(campaign_a: pd.DataFrame) -> None:
+    # 2 of the 4 test responders redeemed the 5.0 voucher; a control customer's redemption (another campaign's
+    # leaflet, a shared code) is not this campaign's cost.
+    test_responders = campaign_a.index[(campaign_a["group"] == "test") & (campaign_a["revenue"] > 0)]
+    voucher = pd.Series(0.0, index=campaign_a.index)
+    voucher[test_responders[:2]] = 5.0
+    voucher[campaign_a.index[campaign_a["group"] == "control"][0]] = 5.0
+    row = measure_campaign(campaign_a.assign(voucher_cost=voucher), OFFERS).iloc[0]
+    assert (row["redemptions"], row["redemption_rate"], row["voucher_cost"]) == (2, 0.5, 10.0)
+    assert row["campaign_cost"] == pytest.approx(10 * 1.0 + 2 * 5.0)
+    assert row["incremental_profit"] == pytest.approx(70 - 20)
+    # Without recorded redemptions every test responder is charged a voucher, and redemptions are unknown.
+    assumed = measure_campaign(campaign_a, OFFERS).iloc[0]
+    assert assumed["voucher_cost"] == pytest.approx(4 * 5.0) and np.isnan(assumed["redemptions"])
+
+
+def test_a_negative_or_missing_voucher_cost_is_refused_with_the_row(campaign_a: pd.DataFrame) -> None:
+    voucher = pd.Series(0.0, index=campaign_a.index)
+    voucher.iloc[3] = -5.0
+    with pytest.raises(ValueError, match=r"voucher_cost must be >= 0.*1 row\(s\).*campaign A, customer"):
+        measure_campaign(campaign_a.assign(voucher_cost=voucher), OFFERS)
+
+
 def test_sample_ratio_mismatch_is_the_chi_square_goodness_of_fit() -> None:
     n_test, n_control, expected_test = np.array([900, 530, 88]), np.array([100, 470, 12]), np.array([850, 500, 90])
     oracle = [

@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 
+from models.campaign_rules import with_expected_redemptions
 from models.customer_chunks import HASH_PREFIX_DIGITS, CustomerRange, TrainingSample
 from orchestration.lib.months import next_month
 from orchestration.lib.warehouse import Warehouse
@@ -135,6 +136,18 @@ def offers(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.query("select * from reference.offers order by offer_id")
 
 
+def offers_with_expected_redemptions(warehouse: Warehouse, month: date) -> pd.DataFrame:
+    """The offers with the redemption rates learned from the campaigns delivered by `month` whose redemptions the
+    orders record (models.campaign_rules.with_expected_redemptions): what the design of `month`, its budget gate
+    and the improve stage of `month` count with, the same on every re-run of the month."""
+    measured = pd.DataFrame(columns=["offer_id", "n_test", "responders_test", "redemptions"])
+    if warehouse.table_exists(RESULTS_TABLE):
+        found = warehouse.query(f"select * from {RESULTS_TABLE} where delivery_month <= ?", [pd.Timestamp(month)])
+        if "redemptions" in found.columns:
+            measured = found[["offer_id", "n_test", "responders_test", "redemptions"]]
+    return with_expected_redemptions(offers(warehouse), measured)
+
+
 def campaign_objectives(warehouse: Warehouse) -> pd.DataFrame:
     return warehouse.query("select * from reference.campaign_objectives order by priority")
 
@@ -171,6 +184,31 @@ def customer_month_outcomes(warehouse: Warehouse, month: date) -> pd.DataFrame:
         """,
         [pd.Timestamp(month), _month_end(month)],
     )
+
+
+def customer_month_redemptions(warehouse: Warehouse, month: date) -> pd.DataFrame | None:
+    """Per customer and offer: the EUR of that offer's vouchers the customer redeemed in `month` (fct_orders'
+    voucher redemptions: discount_code = the offer_id), the measured cost of a campaign's incentive. None when
+    the orders record no discounts at all (no order line so far has a discount code: a source without them),
+    so that measurement falls back to charging every responder a voucher."""
+    present = set(warehouse.query("select * from marts.fct_orders limit 0").columns)
+    if not {"discount_code", "discount_amount", "is_voucher_redemption"} <= present:
+        return None
+    recorded = warehouse.query(
+        "select count(*) as n from marts.fct_orders where discount_code is not null and order_date <= ?",
+        [_month_end(month)],
+    )
+    if int(recorded["n"].iloc[0]) == 0:
+        return None
+    return warehouse.query(
+        """
+        select customer_id, discount_code as offer_id, sum(discount_amount) as voucher_cost
+        from marts.fct_orders
+        where is_voucher_redemption and order_date >= ? and order_date <= ?
+        group by customer_id, discount_code
+        """,
+        [pd.Timestamp(month), _month_end(month)],
+    ).astype({"voucher_cost": "float64"})
 
 
 def measured_outcomes_with_features(warehouse: Warehouse, up_to_month: date) -> pd.DataFrame:

@@ -6,7 +6,8 @@ incremental profit (simulator.evaluation) of
 
 - the campaign's own test group (`true_incremental_profit`: what the policy did),
 - `random_policy_true_profit`: contacting eligible customers drawn at random, as many as the campaign's budget
-  buys (the expected value of a uniform draw: that many times the eligible customers' mean true profit),
+  buys at the expected cost per contact its design counted with (`cost_per_contact` of the plan summary; the
+  expected value of a uniform draw: that many times the eligible customers' mean true profit),
 - `oracle_policy_true_profit`: contacting, within the same budget, the eligible customers with the highest true
   individual profit, and none whose true profit is not positive,
 - `contact_all_true_profit`: contacting every eligible customer, whatever the budget,
@@ -15,6 +16,9 @@ incremental profit (simulator.evaluation) of
   the eligible customers that a model of their *true* profits on the platform's own design-time scores
   (`analytics.customer_scores`, numeric columns; simulator.learnability, cross-fitted on two halves) predicts
   most profitable, none predicted unprofitable. NaN when the design month's scores are not in the warehouse.
+
+Measured, for every source: `planned_cost` (what the plan expected the test group to cost) and `spent_cost`
+(contacts plus the vouchers the orders record as redeemed).
 
 Each row also names the world (`world_version`: the frozen world's version and the fingerprint of its
 parameters, e.g. v2-1a2b3c4d).
@@ -64,6 +68,8 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "incremental_profit",
     "roi",
+    "planned_cost",
+    "spent_cost",
 ]
 TRUTH_COLUMNS = ["true_uplift", "true_incremental_profit"]
 BASELINE_COLUMNS = [
@@ -92,6 +98,8 @@ def loop_summary(warehouse: Warehouse, world: SimulatedWorld | None = None) -> p
             "ci_high": results["ci_high"],
             "incremental_profit": results["incremental_profit"],
             "roi": results["roi"],
+            "planned_cost": results["planned_cost"] if "planned_cost" in results.columns else float("nan"),
+            "spent_cost": results["campaign_cost"],
         }
     )
     if world is not None and len(summary):
@@ -127,9 +135,13 @@ def baseline_policies_true_profit(
             order by campaign_id, customer_id""",
         list(campaigns),
     )
-    budgets = warehouse.query(f"select campaign_id, budget from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
+    budgets = warehouse.query(f"select * from {PLAN_CAMPAIGNS_TABLE}").drop_duplicates("campaign_id")
     budget = budgets.set_index("campaign_id")["budget"]
-    contact_prices = cost_per_contact(offer_table)
+    # what a contact cost the campaign's budget when it was designed (its expected cost), else the offer's price
+    offer_prices = cost_per_contact(offer_table)
+    designed_prices = (
+        budgets.set_index("campaign_id")["cost_per_contact"] if "cost_per_contact" in budgets.columns else None
+    )
     scores_by_month: dict[pd.Timestamp, pd.DataFrame | None] = {}
 
     def design_scores(month: pd.Timestamp) -> pd.DataFrame | None:
@@ -156,7 +168,8 @@ def baseline_policies_true_profit(
         profit = true_individual_profit(world, month, customers["customer_id"], offer_id, offer_table)[
             "true_incremental_profit"
         ].to_numpy()
-        cost = float(contact_prices[offer_id])
+        designed = designed_prices.get(campaign_id) if designed_prices is not None else None
+        cost = float(designed) if designed is not None and pd.notna(designed) else float(offer_prices[offer_id])
         affordable = min(len(profit), math.floor(float(budget[campaign_id]) / cost + 1e-9))
         best = np.sort(profit)[::-1][:affordable]
         rows.append(

@@ -27,7 +27,7 @@ from orchestration.lib.queries import (
     SCORES_TABLE,
     campaign_objectives,
     customer_value,
-    offers,
+    offers_with_expected_redemptions,
     recent_contacts,
 )
 from orchestration.partitions import monthly_partitions
@@ -76,6 +76,8 @@ CAMPAIGN_SUMMARY_SCHEMA = {
     "explored": "bigint",
     "committed_cost": "double",
     "budget": "double",
+    "cost_per_contact": "double",
+    "redemptions_per_contact": "double",
     "expected_incremental_profit": "double",
     "expected_base_response": "double",
     "minimum_detectable_uplift": "double",
@@ -163,7 +165,7 @@ def campaign_plan(
     cycle = plan_cycle(
         scores,
         objectives,
-        offers(warehouse),
+        offers_with_expected_redemptions(warehouse, month),
         policies,
         delivery_month=delivery_month,
         allowed=allowed,

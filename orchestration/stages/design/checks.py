@@ -40,7 +40,7 @@ from orchestration.lib.queries import (
     PLAN_TABLE,
     campaign_objectives,
     designed_global_control_share,
-    offers,
+    offers_with_expected_redemptions,
     plan_designed_in,
 )
 from orchestration.lib.warehouse import Warehouse
@@ -62,7 +62,9 @@ def plan_violations(warehouse: WarehouseResource, month: date) -> dict[str, int]
         "customer without consent": int((~is_member(plan["customer_id"], consenting_customers(consent))).sum()),
         "customer in two campaigns": int(in_another_campaign(plan).sum()),
         "campaign over budget": int(
-            campaigns_over_budget(plan, offers(warehouse), campaign_objectives(warehouse)).sum()
+            campaigns_over_budget(
+                plan, offers_with_expected_redemptions(warehouse, month), campaign_objectives(warehouse)
+            ).sum()
         ),
         "campaign of 2+ customers without control group": int(((per_campaign == 0) & (sizes >= 2)).sum()),
     }
@@ -144,7 +146,7 @@ def plan_frame(warehouse: Warehouse, month: date, global_control_share: float | 
     plan["_in_global_control"] = plan["customer_id"].where(holdout)
     objectives = warehouse.query("select * from reference.campaign_objectives")
     plan["budget"] = plan["objective"].map(objectives.set_index("objective")["budget"]).astype(float)
-    plan["committed_cost"] = committed_cost(plan, warehouse.query("select * from reference.offers"))
+    plan["committed_cost"] = committed_cost(plan, offers_with_expected_redemptions(warehouse, month))
     plan["control_share_deviation"], plan["control_share_tolerance"] = control_share_deviation(plan, objectives)
     return plan
 

@@ -16,7 +16,7 @@ from orchestration.lib.queries import (
     POLICY_VALUES_TABLE,
     audience_outcomes_with_features,
     measured_outcomes_with_features,
-    offers,
+    offers_with_expected_redemptions,
 )
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
@@ -89,7 +89,7 @@ def targeting_policy(context: AssetExecutionContext, warehouse: WarehouseResourc
     month = partition_month(context.partition_key)
     parts = [measured_outcomes_with_features(warehouse, month), audience_outcomes_with_features(warehouse, month)]
     measured = pd.concat([part for part in parts if len(part)], ignore_index=True) if len(parts[0]) else parts[0]
-    offer_table = offers(warehouse)
+    offer_table = offers_with_expected_redemptions(warehouse, month)
     earlier_evidence = (
         warehouse.query(f"select * from {CALIBRATION_EVIDENCE_TABLE} where as_of_month < ?", [pd.Timestamp(month)])
         if warehouse.table_exists(CALIBRATION_EVIDENCE_TABLE)

@@ -10,9 +10,11 @@ from orchestration.lib.months import partition_month, previous_month
 from orchestration.lib.queries import (
     AUDIENCE_OUTCOMES_TABLE,
     OUTCOMES_TABLE,
+    PLAN_CAMPAIGNS_TABLE,
     RESULTS_TABLE,
     SEGMENT_RESULTS_TABLE,
     customer_month_outcomes,
+    customer_month_redemptions,
     delivered_campaigns,
     not_selected_audience,
     offers,
@@ -41,6 +43,7 @@ OUTCOME_SCHEMA = {
     "responded": "boolean",
     "revenue": "double",
     "margin": "double",
+    "voucher_cost": "double",
 }
 OUTCOME_COLUMNS = list(OUTCOME_SCHEMA)
 # campaigns.audience_outcomes: eligible customers no campaign selected, one row per offer, customer and month.
@@ -58,9 +61,16 @@ AUDIENCE_OUTCOME_SCHEMA = {
 }
 
 
-def campaign_outcomes(plan: pd.DataFrame, month_outcomes: pd.DataFrame, delivered: list[str]) -> pd.DataFrame:
+def campaign_outcomes(
+    plan: pd.DataFrame,
+    month_outcomes: pd.DataFrame,
+    delivered: list[str],
+    redemptions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Each assigned customer's response in the delivery month (intention to treat: test customers whose
-    consent was withdrawn before sending stay in the test group)."""
+    consent was withdrawn before sending stay in the test group) and the campaign's vouchers redeemed
+    (`redemptions`: customer_id, offer_id, voucher_cost; `voucher_cost` is NULL when the orders record no
+    discounts, and measurement then charges every test responder a voucher)."""
     if plan.empty or not delivered:
         return typed_frame(pd.DataFrame(columns=OUTCOME_COLUMNS), OUTCOME_SCHEMA)
     assigned = plan[plan["campaign_id"].isin(delivered)]
@@ -68,6 +78,11 @@ def campaign_outcomes(plan: pd.DataFrame, month_outcomes: pd.DataFrame, delivere
     joined["responded"] = joined["orders"].fillna(0) > 0
     joined["revenue"] = joined["revenue"].fillna(0.0)
     joined["margin"] = joined["margin"].fillna(0.0)
+    if redemptions is None:
+        joined["voucher_cost"] = float("nan")
+    else:
+        joined = joined.merge(redemptions, on=["customer_id", "offer_id"], how="left")
+        joined["voucher_cost"] = joined["voucher_cost"].fillna(0.0)
     return typed_frame(joined, OUTCOME_SCHEMA)
 
 
@@ -79,6 +94,15 @@ def not_selected_outcomes(audience: pd.DataFrame, month_outcomes: pd.DataFrame) 
     joined["revenue"] = joined["revenue"].fillna(0.0)
     joined["margin"] = joined["margin"].fillna(0.0)
     return joined.assign(group=NOT_SELECTED, treatment_probability=0.0)
+
+
+def planned_costs(warehouse: WarehouseResource) -> pd.Series:
+    """What each campaign's plan expected its test group to cost (`committed_cost` of the plan summary: test
+    contacts x expected cost per contact), by campaign_id: measurement reports it beside the cost spent."""
+    if not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
+        return pd.Series(dtype="float64")
+    found = warehouse.query(f"select campaign_id, committed_cost from {PLAN_CAMPAIGNS_TABLE}")
+    return found.drop_duplicates("campaign_id").set_index("campaign_id")["committed_cost"].astype("float64")
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> MetadataValue:
@@ -108,6 +132,7 @@ def campaign_results(context: AssetExecutionContext, warehouse: WarehouseResourc
         plan_for_delivery(warehouse, month),
         customer_month_outcomes(warehouse, month),
         delivered_campaigns(warehouse, month),
+        customer_month_redemptions(warehouse, month),
     )
     month_key = {"delivery_month": pd.Timestamp(month)}
     write_rows(warehouse, OUTCOMES_TABLE, outcomes, OUTCOME_SCHEMA, month_key)
@@ -115,7 +140,11 @@ def campaign_results(context: AssetExecutionContext, warehouse: WarehouseResourc
     write_rows(warehouse, AUDIENCE_OUTCOMES_TABLE, audience.assign(**month_key), AUDIENCE_OUTCOME_SCHEMA, month_key)
     offer_table = offers(warehouse)
     frame = outcomes.astype({"responded": bool})
-    results = measure_campaign(frame, offer_table).assign(delivery_month=pd.Timestamp(month))
+    if frame["voucher_cost"].isna().all():  # the orders record no discounts: every test responder redeemed
+        frame = frame.drop(columns="voucher_cost")
+    results = measure_campaign(frame, offer_table).assign(
+        delivery_month=pd.Timestamp(month), planned_cost=lambda r: r["campaign_id"].map(planned_costs(warehouse))
+    )
     segments = measure_segments(frame, offer_table, segment="stratum").assign(delivery_month=pd.Timestamp(month))
     overall = measure_overall(results) if len(results) else {"campaigns": 0}
     for table, rows in ((RESULTS_TABLE, results), (SEGMENT_RESULTS_TABLE, segments)):
@@ -147,6 +176,9 @@ def campaign_results(context: AssetExecutionContext, warehouse: WarehouseResourc
                 "incremental_revenue",
                 "incremental_profit",
                 "roi",
+                "redemption_rate",
+                "planned_cost",
+                "campaign_cost",
                 "srm_p_value",
             ],
         )
