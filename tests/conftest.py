@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from orchestration.lib.dbt_project import manifest_is_stale
+from orchestration.lib.prepare import prepare_dbt
 
 ROOT = Path(__file__).resolve().parents[1]
 DBT_PROJECT = ROOT / "dbt_project"
@@ -51,19 +52,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
     """The manifest the Dagster definitions load: `dbt parse` unless it is newer than every file of the dbt
-    project, one process at a time (test processes running side by side share the project's target/)."""
+    project, one test process at a time (test processes running side by side share the project's target/)."""
     target = DBT_PROJECT / "target"
     target.mkdir(exist_ok=True)
     with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not manifest_is_stale():
             return target / "manifest.json"
-        dbt = Path(sys.executable).with_name("dbt")
-        subprocess.run(
-            [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)],
-            check=True,
-            env={**os.environ, "DO_NOT_TRACK": "1"},
-        )
+        prepare_dbt()  # `crm-loop prepare`'s parse: the manifest replaced in one rename
     return target / "manifest.json"
 
 

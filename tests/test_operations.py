@@ -43,7 +43,7 @@ from orchestration.jobs import (
     months_between,
 )
 from orchestration.lib import charts
-from orchestration.lib.prepare import INSTANCE_HEADER, prepare_instance
+from orchestration.lib.prepare import INSTANCE_HEADER, MANIFEST, prepare_dbt, prepare_instance
 from orchestration.lib.settings import Settings
 
 JAN, FEB, MAR, APR, MAY = (date(2025, month, 1) for month in range(1, 6))
@@ -219,6 +219,37 @@ def test_the_instance_runs_one_month_at_a_time_and_keeps_a_hand_edited_config(tm
     config.write_text(edited)
     prepare_instance(settings)
     assert config.read_text() == edited
+
+
+def test_a_process_loading_the_definitions_never_reads_half_a_manifest(dbt_manifest):
+    """`crm-loop prepare` parses beside the manifest and replaces it in one rename: a process that reads it
+    during the parse (a run or the UI loading the definitions) reads a whole manifest every time."""
+    import json
+    import threading
+
+    stop, reads, errors = threading.Event(), [], []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                reads.append(len(json.loads(MANIFEST.read_bytes())["nodes"]))
+            except (ValueError, OSError) as error:  # a half-written file, or none at all
+                errors.append(error)
+
+    reader = threading.Thread(target=read)
+    with MANIFEST.open("rb") as before:  # a reader that opened the manifest before the parse
+        old_file = os.fstat(before.fileno()).st_ino
+        reader.start()
+        try:
+            prepare_dbt()
+        finally:
+            stop.set()
+            reader.join()
+        assert json.loads(before.read())["nodes"], "the file it opened was never rewritten under it"
+    assert MANIFEST.stat().st_ino != old_file, "the new manifest is a new file, renamed into place"
+    assert not errors, errors[:3]
+    assert len(reads) > 10 and min(reads) > 0
+    assert not list(MANIFEST.parent.glob(".parse-*")), "the scratch directory is removed"
 
 
 # ----------------------------------------------------------------------------------------- command line

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from orchestration.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
@@ -67,20 +69,36 @@ def prepare_instance(settings: Settings) -> Path:
 
 
 def prepare_dbt() -> None:
-    """`dbt parse`: writes the manifest that the Dagster definitions load."""
-    subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--quiet",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-        ],
-        check=True,
-        env={**os.environ, "DO_NOT_TRACK": "1"},
-    )
+    """`dbt parse`: writes the manifest that the Dagster definitions load.
+
+    dbt parses into a scratch directory beside the manifest, which then takes the manifest's place in one rename:
+    a process that loads the definitions meanwhile (a run, the UI, a second `crm-loop prepare`) reads the old
+    manifest or the new one, never a half-written file. dbt's partial-parse state goes in and comes back with it.
+    """
+    target = MANIFEST.parent
+    target.mkdir(parents=True, exist_ok=True)
+    partial_parse = target / "partial_parse.msgpack"
+    with tempfile.TemporaryDirectory(dir=target, prefix=".parse-") as scratch:
+        if partial_parse.exists():
+            shutil.copy2(partial_parse, scratch)
+        subprocess.run(
+            [
+                dbt_executable(),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                scratch,
+            ],
+            check=True,
+            env={**os.environ, "DO_NOT_TRACK": "1"},
+        )
+        if (Path(scratch) / "partial_parse.msgpack").exists():
+            os.replace(Path(scratch) / "partial_parse.msgpack", partial_parse)
+        os.replace(Path(scratch) / "manifest.json", MANIFEST)
 
 
 def require_manifest() -> Path:
