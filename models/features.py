@@ -51,6 +51,12 @@ FEATURE_COLUMNS: list[str] = [
 #: sensitivity and e-mail responsiveness drive who a voucher moves (Ascarza 2018; effects.yaml).
 TRACE_FEATURE_COLUMNS: list[str] = ["promotion_order_share", "email_order_share"]
 
+#: What the channel's delivery log says of how a customer reads the campaign messages she received by the
+#: month end (marts.campaign_history): ``emails_received`` (0 for a customer never contacted) and the shares
+#: of them she opened and clicked (NaN when she received none, or the channel reports no engagement).
+#: Responsive customers open and click more, sleeping dogs open less (effects.yaml's traces).
+ENGAGEMENT_FEATURE_COLUMNS: list[str] = ["emails_received", "email_open_rate", "email_click_rate"]
+
 #: Prefix of the per-product-line revenue share columns (``line_share__<product_line>``).
 LINE_SHARE_PREFIX = "line_share__"
 
@@ -321,3 +327,18 @@ def customer_features(
         + [line_share_column(line) for line in product_lines]
     )
     return features[ordered]
+
+
+def with_email_engagement(scores: pd.DataFrame, engagement: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` (one row per ``customer_id``) with the :data:`ENGAGEMENT_FEATURE_COLUMNS` of ``engagement``
+    (``customer_id`` and those columns, customers who received a message only): ``emails_received`` 0 and the
+    rates NaN for everyone else. The rows keep their order."""
+    by_customer = engagement.set_index(engagement["customer_id"].astype("str"))
+    ids = scores["customer_id"].astype("str")
+    added = {
+        column: ids.map(by_customer[column]).astype("float64").to_numpy() if len(by_customer) else np.nan
+        for column in ENGAGEMENT_FEATURE_COLUMNS
+    }
+    result = scores.assign(**added)
+    result["emails_received"] = result["emails_received"].fillna(0.0).astype("int64")
+    return result

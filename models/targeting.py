@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.campaign_rules import incentive_per_responder
-from models.features import FEATURE_COLUMNS, TRACE_FEATURE_COLUMNS
+from models.features import ENGAGEMENT_FEATURE_COLUMNS, FEATURE_COLUMNS, TRACE_FEATURE_COLUMNS
 from models.policy_evaluation import (
     ChampionDecision,
     HeldOutGain,
@@ -39,6 +39,7 @@ from models.uplift import TLearnerUplift, expected_incremental_profit
 UPLIFT_FEATURES = [
     *FEATURE_COLUMNS,
     *TRACE_FEATURE_COLUMNS,
+    *ENGAGEMENT_FEATURE_COLUMNS,
     "churn_probability",
     "p_alive",
     "expected_purchases_next_month",

@@ -226,3 +226,25 @@ def test_trace_features_are_the_share_of_promotion_and_email_orders_and_unknown_
     assert features.loc["B", "promotion_order_share"] == 0.0 and np.isnan(features.loc["B", "email_order_share"])
     plain = customer_features(orders.drop(columns=["is_promotion_order", "is_email_order"]), date(2024, 3, 1))
     assert plain[TRACE_FEATURE_COLUMNS].isna().all().all()
+
+
+def test_email_engagement_joins_the_scores_and_says_zero_messages_for_the_never_contacted() -> None:
+    from models.features import ENGAGEMENT_FEATURE_COLUMNS, with_email_engagement
+
+    scores = pd.DataFrame({"customer_id": ["003", "001", "002"], "churn_probability": [0.2, 0.5, 0.9]})
+    engagement = pd.DataFrame(
+        {
+            "customer_id": ["001", "002"],
+            "emails_received": [4, 1],
+            "email_open_rate": [0.75, np.nan],
+            "email_click_rate": [0.25, np.nan],
+        }
+    )
+    joined = with_email_engagement(scores, engagement)
+    assert list(joined["customer_id"]) == ["003", "001", "002"]  # the rows keep their order
+    assert list(joined.columns[-3:]) == ENGAGEMENT_FEATURE_COLUMNS
+    assert list(joined["emails_received"]) == [0, 4, 1] and joined["emails_received"].dtype == "int64"
+    assert np.isnan(joined.loc[0, "email_open_rate"]) and joined.loc[1, "email_open_rate"] == 0.75
+    assert np.isnan(joined.loc[2, "email_click_rate"])  # received one, the channel reported nothing
+    nobody = with_email_engagement(scores, engagement.iloc[0:0])
+    assert (nobody["emails_received"] == 0).all() and nobody["email_open_rate"].isna().all()

@@ -446,6 +446,13 @@ STAGE_READS = {
         lambda warehouse: queries.orders_as_of(warehouse, MONTH_1, sample=TrainingSample(HASH_SLOTS // 3)),
         True,
     ),
+    "email_engagement_as_of": (lambda warehouse: queries.email_engagement_as_of(warehouse, MONTH_1), True),
+    "email_engagement_as_of_a_chunk": (
+        lambda warehouse: queries.email_engagement_as_of(
+            warehouse, MONTH_1, customers=CustomerRange(*queries.customer_chunk_starts(warehouse, MONTH_1, 40)[1:3])
+        ),
+        True,
+    ),
     "customers_with_orders": (
         lambda warehouse: pd.DataFrame({"customers": [queries.customers_with_orders(warehouse, MONTH_1)]}),
         True,

@@ -80,6 +80,40 @@ def orders_as_of(
     )
 
 
+def email_engagement_as_of(warehouse: Warehouse, month: date, customers: CustomerRange | None = None) -> pd.DataFrame:
+    """Per customer who received a campaign message by the end of `month` (of every customer, or of one scoring
+    chunk): how many, and the shares opened and clicked that the channel reported (NULL where it reported
+    none), from marts.campaign_history (models.features.ENGAGEMENT_FEATURE_COLUMNS)."""
+    conditions, parameters = ["was_contacted", "contacted_at <= ?"], [_month_end(month)]
+    if customers is not None and customers.first is not None:
+        conditions.append("customer_id >= ?")
+        parameters.append(customers.first)
+    if customers is not None and customers.stop is not None:
+        conditions.append("customer_id < ?")
+        parameters.append(customers.stop)
+    present = (
+        set(warehouse.query("select * from marts.campaign_history limit 0").columns)
+        if warehouse.table_exists("marts.campaign_history")
+        else set()
+    )
+    if not {"opened_message", "clicked_message"} <= present:  # no campaign history (yet) in this warehouse
+        return pd.DataFrame(columns=["customer_id", "emails_received", "email_open_rate", "email_click_rate"])
+    return warehouse.query(
+        f"""
+        select
+            customer_id,
+            count(*) as emails_received,
+            avg(case when opened_message then 1 when not opened_message then 0 end * 1e0) as email_open_rate,
+            avg(case when clicked_message then 1 when not clicked_message then 0 end * 1e0) as email_click_rate
+        from marts.campaign_history
+        where {" and ".join(conditions)}
+        group by customer_id
+        order by customer_id
+        """,
+        parameters,
+    )
+
+
 def customers_with_orders(warehouse: Warehouse, month: date) -> int:
     """How many customers have an order line by the end of `month` (the base the analyse stage scores)."""
     frame = warehouse.query(

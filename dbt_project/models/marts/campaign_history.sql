@@ -41,7 +41,10 @@ deliveries as (
     select
         campaign_id,
         customer_id,
-        min(contacted_at) as contacted_at
+        min(contacted_at) as contacted_at,
+        -- what the channel reported of the message: 1 when any delivery was opened (clicked), NULL unreported
+        max(case when opened then 1 when not opened then 0 end) as opened_flag,
+        max(case when clicked then 1 when not clicked then 0 end) as clicked_flag
 
     from contacts
 
@@ -88,6 +91,8 @@ final as (
                 then deliveries.customer_id is not null
         end as was_contacted,
         deliveries.contacted_at,
+        deliveries.opened_flag = 1 as opened_message,
+        deliveries.clicked_flag = 1 as clicked_message,
         assignments.outcome_window_start,
         assignments.outcome_window_end,
         assignments.outcome_window_end <= {{ as_of_month_end(as_of_month) }} as is_outcome_window_closed,

@@ -28,7 +28,7 @@ from models.churn import BGNBDChurnFallback, churn_snapshot_months, comparison_t
 from models.clv import fit_lifetime_value
 from models.customer_chunks import CustomerRange, TrainingSample, chunk_count, customer_ranges, training_sample
 from models.equity import equity_by_tier_and_segment
-from models.features import month_end
+from models.features import month_end, with_email_engagement
 from models.propensity import NoProductDataError, propensity_snapshot_months, train_propensity_models
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
@@ -40,6 +40,7 @@ from orchestration.lib.queries import (
     contacted_test_customers,
     customer_chunk_starts,
     customers_with_orders,
+    email_engagement_as_of,
     orders_as_of,
     product_lines_as_of,
 )
@@ -504,6 +505,7 @@ class ScoreSummary:
     partitions_def=monthly_partitions,
     deps=[
         FCT_ORDERS,
+        AssetKey(["marts", "campaign_history"]),
         FEATURE_SNAPSHOTS,
         AssetKey("churn_model"),
         AssetKey("clv_model"),
@@ -516,7 +518,8 @@ class ScoreSummary:
 def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     """`analytics.customer_scores`: one row per customer with any order by the month end (lapsed included,
     for win-back), keyed by `as_of_month`: churn probability, P(alive), expected purchases, discounted CLV,
-    next best product and its expected margin, segment, and the point-in-time features behind them.
+    next best product and its expected margin, segment, and the point-in-time features behind them, with how
+    the customer reads the campaign messages she received (models.features.ENGAGEMENT_FEATURE_COLUMNS).
     Scored from this month's model artefacts, so the table can be reproduced from them."""
     month = partition_month(context.partition_key)
     base = customer_base(warehouse, month)
@@ -529,7 +532,9 @@ def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource
 
     def scored_chunks() -> Iterator[pd.DataFrame]:
         training = snapshot_store(warehouse, base)
-        for chunk_orders, chunk in scoring_chunks(warehouse, base, training):
+        for customers, (chunk_orders, chunk) in zip(
+            base.chunks, scoring_chunks(warehouse, base, training), strict=True
+        ):
             scores = score_with_models(
                 chunk_orders,
                 month,
@@ -539,6 +544,7 @@ def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource
                 propensity=loaded["propensity"][0],
                 snapshots=chunk,
             )
+            scores = with_email_engagement(scores, email_engagement_as_of(warehouse, month, customers))
             table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
             summary.add(table)
             yield table
