@@ -313,11 +313,9 @@ def _cycle_inputs(n: int = 400, seed: int = 0):
     return scores, objectives, offers
 
 
-def _plan(policies: dict, **overrides):
-    from models.campaign_design import plan_cycle
-
-    scores, objectives, offers = _cycle_inputs()
-    arguments = {
+def _cycle_arguments(scores: pd.DataFrame) -> dict:
+    """plan_cycle's keyword arguments for a March delivery: everyone allowed, no global control, no history."""
+    return {
         "delivery_month": pd.Timestamp("2025-03-01"),
         "allowed": pd.Series(True, index=scores.index),
         "in_global_control": pd.Series(False, index=scores.index),
@@ -325,7 +323,13 @@ def _plan(policies: dict, **overrides):
         "policy_version": "v1",
         "seed_of": lambda campaign: len(campaign),
     }
-    return scores, plan_cycle(scores, objectives, offers, policies, **{**arguments, **overrides})
+
+
+def _plan(policies: dict, **overrides):
+    from models.campaign_design import plan_cycle
+
+    scores, objectives, offers = _cycle_inputs()
+    return scores, plan_cycle(scores, objectives, offers, policies, **{**_cycle_arguments(scores), **overrides})
 
 
 def _policies(model_for_retain: bool = False) -> dict:
@@ -457,14 +461,7 @@ def test_the_budget_buys_contacts_at_their_expected_cost() -> None:
     price = cost_per_contact(learned).to_dict()
     assert price["retain_voucher"] == pytest.approx(0.5 + 10.0 * (180 + 20) / (2000 + 20))
     assert price["winback_voucher"] == 15.5
-    arguments = {
-        "delivery_month": pd.Timestamp("2025-03-01"),
-        "allowed": pd.Series(True, index=scores.index),
-        "in_global_control": pd.Series(False, index=scores.index),
-        "contacts": None,
-        "policy_version": "v1",
-        "seed_of": lambda campaign: len(campaign),
-    }
+    arguments = _cycle_arguments(scores)
     whole_voucher = plan_cycle(scores, objectives, offers, _policies(), **arguments).campaigns.set_index("objective")
     expected = plan_cycle(scores, objectives, learned, _policies(), **arguments)
     campaigns = expected.campaigns.set_index("objective")

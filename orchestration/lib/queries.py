@@ -47,6 +47,16 @@ def _month_end(month: date) -> pd.Timestamp:
 ORDER_TRACE_FLAGS = ("is_promotion_order", "is_email_order")
 
 
+def _add_customer_range(conditions: list[str], parameters: list, customers: CustomerRange | None) -> None:
+    """The conditions (and their parameters) that keep the customers of one scoring chunk."""
+    if customers is not None and customers.first is not None:
+        conditions.append("customer_id >= ?")
+        parameters.append(customers.first)
+    if customers is not None and customers.stop is not None:
+        conditions.append("customer_id < ?")
+        parameters.append(customers.stop)
+
+
 def orders_as_of(
     warehouse: Warehouse,
     month: date,
@@ -56,12 +66,7 @@ def orders_as_of(
     """Order lines placed by the end of `month` (the models' only view of behaviour): of every customer, of the
     customers of one scoring chunk (`customers`), or of the training sample (`sample`; models.customer_chunks)."""
     conditions, parameters = ["order_date <= ?"], [_month_end(month)]
-    if customers is not None and customers.first is not None:
-        conditions.append("customer_id >= ?")
-        parameters.append(customers.first)
-    if customers is not None and customers.stop is not None:
-        conditions.append("customer_id < ?")
-        parameters.append(customers.stop)
+    _add_customer_range(conditions, parameters, customers)
     if sample is not None and (below := sample.hash_prefix_below) is not None:
         conditions.append(f"substr(md5(customer_id), 1, {HASH_PREFIX_DIGITS}) < ?")
         parameters.append(below)
@@ -85,12 +90,7 @@ def email_engagement_as_of(warehouse: Warehouse, month: date, customers: Custome
     chunk): how many, and the shares opened and clicked that the channel reported (NULL where it reported
     none), from marts.campaign_history (models.features.ENGAGEMENT_FEATURE_COLUMNS)."""
     conditions, parameters = ["was_contacted", "contacted_at <= ?"], [_month_end(month)]
-    if customers is not None and customers.first is not None:
-        conditions.append("customer_id >= ?")
-        parameters.append(customers.first)
-    if customers is not None and customers.stop is not None:
-        conditions.append("customer_id < ?")
-        parameters.append(customers.stop)
+    _add_customer_range(conditions, parameters, customers)
     present = (
         set(warehouse.query("select * from marts.campaign_history limit 0").columns)
         if warehouse.table_exists("marts.campaign_history")
