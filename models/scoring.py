@@ -16,7 +16,7 @@ import pandas as pd
 
 from models.churn import DEFAULT_HORIZON_DAYS, BGNBDChurnFallback, ChurnModelResult, fit_churn_model
 from models.clv import SCORE_COLUMNS, LifetimeValueModel, fit_lifetime_value
-from models.features import month_start
+from models.features import ENGAGEMENT_FEATURE_COLUMNS, month_start, with_email_engagement
 from models.propensity import NEXT_BEST_COLUMNS, NoProductDataError, PropensityModel, train_propensity_models
 from models.segmentation import SegmentationModel, fit_segmentation
 from models.snapshots import SnapshotStore
@@ -83,6 +83,7 @@ def score_with_models(
     propensity: PropensityModel | None = None,
     chunk_rows: int = SCORE_CHUNK_ROWS,
     snapshots: SnapshotStore | None = None,
+    engagement: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per customer with any order by the month end (lapsed customers included), sorted by id.
 
@@ -95,8 +96,10 @@ def score_with_models(
     Columns: ``customer_id``, ``churn_probability``, the point-in-time features of ``models.features``, the
     CLV columns (:data:`LIFETIME_VALUE_COLUMNS`, ``frequency_clv``, ``clv_basis``), the next best product
     (:data:`models.propensity.NEXT_BEST_COLUMNS`; NULL without product data or when every line is held) and
-    ``segment_id``/``segment``. A customer whose history holds returns only has no BG/NBD view: she gets
-    ``p_alive`` 0 and no expected purchases or value.
+    ``segment_id``/``segment``, and how she reads the campaign messages she received
+    (:data:`models.features.ENGAGEMENT_FEATURE_COLUMNS`, from ``engagement``: customer_id and those columns, as
+    of the month; none received when not given). A customer whose history holds returns only has no BG/NBD
+    view: she gets ``p_alive`` 0 and no expected purchases or value.
     """
     as_of_month = month_start(as_of_month)
     if snapshots is None:
@@ -125,7 +128,10 @@ def score_with_models(
     scores = scores.join(best[NEXT_BEST_COLUMNS])
     scores = scores.join(segmentation.assign(features, chunk_rows))
     scores.index.name = "customer_id"
-    return scores.reset_index()
+    received = (
+        engagement if engagement is not None else pd.DataFrame(columns=["customer_id", *ENGAGEMENT_FEATURE_COLUMNS])
+    )
+    return with_email_engagement(scores.reset_index(), received)
 
 
 @dataclass

@@ -56,12 +56,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models.parallelism import fit_threads
 
@@ -111,6 +113,31 @@ def shallow_boosting(n_rows: int, random_state: int) -> dict[str, Any]:
     }
 
 
+class EmptyFeaturesAsZero(TransformerMixin, BaseEstimator):
+    """Sets the features that were missing in every training row to 0, and passes every other value through
+    (missing values included: the trees route them). A feature nobody has yet (the e-mail open rate before any
+    campaign) carries no information, and scikit-learn's histogram binning fails on a column with no value
+    (``HistGradientBoosting*``, 1.9: "window shape cannot be larger than input array shape")."""
+
+    def fit(self, X, y=None):  # noqa: N803 (sklearn API)
+        matrix = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=True)
+        self.empty_features_ = np.isnan(matrix).all(axis=0)
+        return self
+
+    def transform(self, X):  # noqa: N803 (sklearn API)
+        check_is_fitted(self, "empty_features_")
+        matrix = validate_data(self, X, ensure_all_finite="allow-nan", dtype="float64", reset=False, copy=True)
+        matrix[:, self.empty_features_] = 0.0
+        return matrix
+
+
+def shallow_boosted_classifier(n_rows: int, random_state: int) -> Pipeline:
+    """The base learner as a classifier (:func:`shallow_boosting`), features missing in every row set to 0."""
+    return make_pipeline(
+        EmptyFeaturesAsZero(), HistGradientBoostingClassifier(**shallow_boosting(n_rows, random_state))
+    )
+
+
 def _as_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:  # noqa: N803 (sklearn API)
     if isinstance(X, pd.DataFrame):
         return X.to_numpy(dtype="float64", na_value=np.nan)
@@ -144,7 +171,7 @@ class TLearnerUplift:
     # ------------------------------------------------------------------------------------------ models
     def _response_model(self, n_rows: int) -> Pipeline:
         if self.base_learner == "gradient_boosting":
-            return make_pipeline(HistGradientBoostingClassifier(**shallow_boosting(n_rows, self.random_state)))
+            return shallow_boosted_classifier(n_rows, self.random_state)
         return make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True),
             FunctionTransformer(signed_log1p),
@@ -263,9 +290,9 @@ class _ConstantValue:
         return np.full(len(X), self.value)
 
 
-def _shallow_regressor(n_rows: int, random_state: int) -> HistGradientBoostingRegressor:
+def _shallow_regressor(n_rows: int, random_state: int) -> Pipeline:
     """The regression counterpart of the T-learner's base learner: depth 2, shrunk, large leaves."""
-    return HistGradientBoostingRegressor(**shallow_boosting(n_rows, random_state))
+    return make_pipeline(EmptyFeaturesAsZero(), HistGradientBoostingRegressor(**shallow_boosting(n_rows, random_state)))
 
 
 def _check_uplift_inputs(features, treated, response, value, propensity) -> None:
@@ -407,7 +434,7 @@ class _EffectLearner:
         counts = np.bincount(labels.astype("int64"), minlength=2)
         if counts.min() < 2:
             return _ConstantProbability(labels)
-        return HistGradientBoostingClassifier(**shallow_boosting(len(labels), self.random_state)).fit(features, labels)
+        return shallow_boosted_classifier(len(labels), self.random_state).fit(features, labels)
 
     def _regressor(self, features, targets):
         if len(targets) < 40:

@@ -26,10 +26,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.pipeline import make_pipeline
 
 from models.clv import score_customers
 from models.features import customer_features
 from models.parallelism import fit_threads
+from models.uplift import EmptyFeaturesAsZero
 from simulator.evaluation import true_individual_profit
 from simulator.months import month_at
 from simulator.world import SimulatedWorld
@@ -65,7 +67,10 @@ def cross_fitted_predictions(features: pd.DataFrame, y: np.ndarray, folds: np.nd
     matrix = features.to_numpy(dtype="float64")
     for fold in np.unique(folds):
         train = folds != fold
-        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_depth=4, random_state=0)
+        model = make_pipeline(
+            EmptyFeaturesAsZero(),
+            HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_depth=4, random_state=0),
+        )
         with fit_threads(int(train.sum())):
             model.fit(matrix[train], y[train])
         predicted[~train] = model.predict(matrix[~train])

@@ -301,3 +301,21 @@ def test_a_saved_model_keeps_its_version_when_saved_again(tmp_path) -> None:
     reloaded, metadata = load_artefact(tmp_path / "fresh")
     assert metadata["model_version"] == version
     assert save_artefact(reloaded, tmp_path / "again", {"as_of_month": "2025-04-01"}) == version
+
+
+@pytest.mark.parametrize("learner", ["t", "x", "dr", "auto"])
+def test_a_feature_nobody_has_yet_is_ignored_not_an_error(learner: str) -> None:
+    """The e-mail open rate is missing for every customer before the first campaign: each learner fits and
+    predicts as without the column (scikit-learn's histogram binning alone fails on an all-missing column)."""
+    from models.uplift import UpliftModel
+
+    rng = np.random.default_rng(0)
+    n = 400
+    known = pd.DataFrame({"a": rng.normal(size=n), "partly": np.where(rng.random(n) < 0.5, np.nan, rng.random(n))})
+    treated = rng.integers(0, 2, n)
+    responded = (rng.random(n) < 0.2 + 0.2 * (known["a"] > 0) * treated).astype(int)
+    value = rng.gamma(2, 10, n) * responded
+    with_empty = known.assign(open_rate=np.nan)
+    predicted = UpliftModel(learner, random_state=0).fit(with_empty, treated, responded, value).predict(with_empty)
+    without = UpliftModel(learner, random_state=0).fit(known, treated, responded, value).predict(known)
+    np.testing.assert_allclose(predicted.to_numpy(dtype=float), without.to_numpy(dtype=float), rtol=1e-9)

@@ -28,7 +28,7 @@ from models.churn import BGNBDChurnFallback, churn_snapshot_months, comparison_t
 from models.clv import fit_lifetime_value
 from models.customer_chunks import CustomerRange, TrainingSample, chunk_count, customer_ranges, training_sample
 from models.equity import equity_by_tier_and_segment
-from models.features import month_end, with_email_engagement
+from models.features import month_end
 from models.propensity import NoProductDataError, propensity_snapshot_months, train_propensity_models
 from models.scoring import score_with_models
 from models.segmentation import fit_segmentation
@@ -543,8 +543,8 @@ def customer_scores(context: AssetExecutionContext, warehouse: WarehouseResource
                 segmentation=loaded["segmentation"][0],
                 propensity=loaded["propensity"][0],
                 snapshots=chunk,
+                engagement=email_engagement_as_of(warehouse, month, customers),
             )
-            scores = with_email_engagement(scores, email_engagement_as_of(warehouse, month, customers))
             table = scores.assign(as_of_month=pd.Timestamp(month), churn_model_version=churn_record["model_version"])
             summary.add(table)
             yield table
