@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from models.campaign_design import plan_content_hash
-from orchestration.lib.queries import PLAN_TABLE
+from orchestration.lib.queries import PLAN_TABLE, columns_of
 from orchestration.lib.warehouse import Warehouse
 
 GATES_TABLE = "campaigns.plan_gates"
@@ -127,7 +127,7 @@ def append_rows_growing(warehouse: Warehouse, table: str, frame: pd.DataFrame) -
 
 def _add_missing_columns(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> None:
     if warehouse.table_exists(table):
-        existing = set(warehouse.query(f"select * from {table} limit 0").columns)
+        existing = columns_of(warehouse, table)
         missing = {column: sql_type(frame[column]) for column in frame.columns if column not in existing}
         if missing:
             warehouse.ensure_table(table, missing)

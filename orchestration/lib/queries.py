@@ -43,6 +43,12 @@ def _month_end(month: date) -> pd.Timestamp:
     return pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
 
 
+def columns_of(warehouse: Warehouse, table: str) -> set[str]:
+    """The column names of an existing `table`, by a query both engines answer (Spark has no
+    information_schema): what an optional column's reader asks before it selects the column."""
+    return set(warehouse.query(f"select * from {table} limit 0").columns)
+
+
 #: fct_orders' flags behind the trace features (models.features.TRACE_FEATURE_COLUMNS).
 ORDER_TRACE_FLAGS = ("is_promotion_order", "is_email_order")
 
@@ -70,8 +76,7 @@ def orders_as_of(
     if sample is not None and (below := sample.hash_prefix_below) is not None:
         conditions.append(f"substr(md5(customer_id), 1, {HASH_PREFIX_DIGITS}) < ?")
         parameters.append(below)
-    # the columns fct_orders has (a query both engines answer: Spark has no information_schema)
-    present = set(warehouse.query("select * from marts.fct_orders limit 0").columns)
+    present = columns_of(warehouse, "marts.fct_orders")
     # the trace flags (models.features.TRACE_FEATURE_COLUMNS), where the warehouse's fct_orders has them
     traces = "".join(f", {flag}" for flag in ORDER_TRACE_FLAGS if flag in present)
     return warehouse.query(
@@ -91,11 +96,8 @@ def email_engagement_as_of(warehouse: Warehouse, month: date, customers: Custome
     none), from marts.campaign_history (models.features.ENGAGEMENT_FEATURE_COLUMNS)."""
     conditions, parameters = ["was_contacted", "contacted_at <= ?"], [_month_end(month)]
     _add_customer_range(conditions, parameters, customers)
-    present = (
-        set(warehouse.query("select * from marts.campaign_history limit 0").columns)
-        if warehouse.table_exists("marts.campaign_history")
-        else set()
-    )
+    history = "marts.campaign_history"
+    present = columns_of(warehouse, history) if warehouse.table_exists(history) else set()
     if not {"opened_message", "clicked_message"} <= present:  # no campaign history (yet) in this warehouse
         return pd.DataFrame(columns=["customer_id", "emails_received", "email_open_rate", "email_click_rate"])
     return warehouse.query(
@@ -225,14 +227,14 @@ def customer_month_redemptions(warehouse: Warehouse, month: date) -> pd.DataFram
     voucher redemptions: discount_code = the offer_id), the measured cost of a campaign's incentive. None when
     the orders record no discounts at all (no order line so far has a discount code: a source without them),
     so that measurement falls back to charging every responder a voucher."""
-    present = set(warehouse.query("select * from marts.fct_orders limit 0").columns)
+    present = columns_of(warehouse, "marts.fct_orders")
     if not {"discount_code", "discount_amount", "is_voucher_redemption"} <= present:
         return None
-    recorded = warehouse.query(
-        "select count(*) as n from marts.fct_orders where discount_code is not null and order_date <= ?",
+    any_discount = warehouse.query(
+        "select order_id from marts.fct_orders where discount_code is not null and order_date <= ? limit 1",
         [_month_end(month)],
     )
-    if int(recorded["n"].iloc[0]) == 0:
+    if any_discount.empty:
         return None
     return warehouse.query(
         """
@@ -367,8 +369,7 @@ def designed_global_control_share(warehouse: Warehouse, month: date) -> float:
     """The global control share the design run of `month` used (recorded with its campaigns; 0 when none)."""
     if not warehouse.table_exists(PLAN_CAMPAIGNS_TABLE):
         return 0.0
-    columns = warehouse.query(f"select * from {PLAN_CAMPAIGNS_TABLE} limit 0").columns
-    if "global_control_share" not in columns:
+    if "global_control_share" not in columns_of(warehouse, PLAN_CAMPAIGNS_TABLE):
         return 0.0
     shares = warehouse.query(
         f"select distinct global_control_share from {PLAN_CAMPAIGNS_TABLE} where designed_in_month = ?",

@@ -24,9 +24,7 @@ from orchestration.gates import (
     rule_counts_result,
 )
 from orchestration.lib.months import next_month, partition_month, previous_month
-from orchestration.lib.queries import (
-    SCORES_TABLE,
-)
+from orchestration.lib.queries import SCORES_TABLE, columns_of
 from orchestration.partitions import monthly_partitions
 from orchestration.resources import WarehouseResource
 
@@ -39,7 +37,7 @@ def score_violations(warehouse: WarehouseResource, month: date) -> dict[str, int
     """Rows breaking each rule of the scores gate for `month` (see the check below); all 0 when it holds."""
     as_of = pd.Timestamp(month)
     month_end = pd.Timestamp(next_month(month)) - pd.Timedelta(days=1)
-    columns = set(warehouse.query(f"select * from {SCORES_TABLE} limit 0").columns)
+    columns = columns_of(warehouse, SCORES_TABLE)
     optional = [c for c in PROBABILITY_COLUMNS if c not in ("churn_probability", "p_alive") and c in columns]
     optional_rules = "".join(
         f""",
